@@ -1,0 +1,75 @@
+"""tokens.py: ids, tokens, hashes and the cookie format."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from tornado_mongo_session.tokens import (
+    encode_cookie,
+    hash_token,
+    new_session_id,
+    new_token,
+    parse_cookie,
+    token_matches,
+)
+
+
+def decoded_bits(value: str) -> int:
+    return len(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))) * 8
+
+
+def test_ids_and_tokens_are_long_random_and_url_safe() -> None:
+    ids = {new_session_id() for _ in range(1000)}
+    tokens = {new_token() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert len(tokens) == 1000
+    assert all(decoded_bits(i) >= 128 for i in ids)
+    assert all(decoded_bits(t) == 256 for t in tokens)
+    alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    assert all(set(v) <= alphabet for v in ids | tokens)
+
+
+def test_hash_is_sha256_hex_and_not_the_token() -> None:
+    token = new_token()
+    digest = hash_token(token)
+    assert len(digest) == 64
+    assert token not in digest
+    assert digest == hash_token(token)
+    assert digest != hash_token(new_token())
+
+
+def test_token_matches_any_kept_hash() -> None:
+    tokens = [new_token() for _ in range(3)]
+    hashes = [hash_token(t) for t in tokens]
+    assert all(token_matches(t, hashes) for t in tokens)
+    assert not token_matches(new_token(), hashes)
+    assert not token_matches(tokens[0], [])
+    assert not token_matches(tokens[0], ["not-a-hash", 7])  # type: ignore[list-item]
+
+
+def test_cookie_round_trip() -> None:
+    session_id, token = new_session_id(), new_token()
+    value = encode_cookie(session_id, token)
+    assert parse_cookie(value) == (session_id, token)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "abc",
+        "a" * 68,
+        "a" * 24 + "." + "b" * 42,
+        "a" * 24 + "." + "b" * 44,
+        "a" * 23 + ".." + "b" * 43,
+        "a" * 24 + "." + "b" * 42 + "=",
+        "a" * 24 + "." + "b" * 42 + "ü",
+        "a" * 23 + "$." + "b" * 43,
+        "a" * 24 + "\x00" + "b" * 43,
+    ],
+)
+def test_malformed_cookie_is_none(value: str | None) -> None:
+    assert parse_cookie(value) is None

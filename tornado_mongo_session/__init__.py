@@ -1,0 +1,52 @@
+"""Server-side sessions for Tornado, kept in MongoDB, found through a rotating hashed token.
+
+.. code-block:: python
+
+    settings = SessionSettings()
+    store = MongoSessionStore.from_settings(settings)
+    app = tornado.web.Application(handlers, session_store=store, session_settings=settings)
+
+    class Counter(SessionMixin, tornado.web.RequestHandler):
+        async def get(self) -> None:
+            self.session["n"] = self.session.get("n", 0) + 1
+            self.write(str(self.session["n"]))
+"""
+
+from __future__ import annotations
+
+from tornado_mongo_session.errors import (
+    SessionConfigError,
+    SessionDataError,
+    SessionError,
+    SessionStoreError,
+    SessionStoreUnavailable,
+    SessionTooLarge,
+)
+from tornado_mongo_session.mixin import SessionMixin
+from tornado_mongo_session.rotation import IntervalRotator, NeverRotator, TokenRotator
+from tornado_mongo_session.session import Session
+from tornado_mongo_session.settings import SessionSettings
+from tornado_mongo_session.stores.base import SaveRequest, SaveResult, SessionRecord, SessionStore
+from tornado_mongo_session.stores.mongo import MongoSessionStore
+
+__all__ = [
+    "IntervalRotator",
+    "MongoSessionStore",
+    "NeverRotator",
+    "SaveRequest",
+    "SaveResult",
+    "Session",
+    "SessionConfigError",
+    "SessionDataError",
+    "SessionError",
+    "SessionMixin",
+    "SessionRecord",
+    "SessionSettings",
+    "SessionStore",
+    "SessionStoreError",
+    "SessionStoreUnavailable",
+    "SessionTooLarge",
+    "TokenRotator",
+]
+
+__version__ = "0.1.0"

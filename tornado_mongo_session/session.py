@@ -1,0 +1,220 @@
+"""Session: the dict-like object behind ``self.session``. No I/O happens here.
+
+It holds the data, remembers how each top-level key looked when the session was loaded (as
+encoded BSON bytes, so a change deep inside a nested value counts), and carries the flags that ask
+the mixin to regenerate or invalidate. The mixin turns all of that into store calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, MutableMapping
+from datetime import datetime
+from typing import Any
+
+import bson
+from bson.errors import InvalidDocument
+
+from tornado_mongo_session.tokens import new_session_id
+
+__all__ = ["Session", "check_key", "encode_value"]
+
+
+def check_key(key: object) -> str:
+    """Return ``key`` if it may name a session value; raise ``ValueError`` naming it if not.
+
+    A key must be a non-empty ``str`` that does not start with ``$`` and contains neither ``.``
+    nor NUL: MongoDB would read those as operators or paths.
+    """
+    if not isinstance(key, str):
+        raise ValueError(f"session key {key!r} must be a str, not {type(key).__name__}")
+    if not key:
+        raise ValueError("session key '' must not be empty")
+    if key.startswith("$"):
+        raise ValueError(f"session key {key!r} must not start with '$'")
+    if "." in key or "\x00" in key:
+        raise ValueError(f"session key {key!r} must not contain '.' or NUL")
+    return key
+
+
+def _check_nested(key: str, value: Any, path: str) -> None:
+    if isinstance(value, Mapping):
+        for inner in value:
+            if (
+                not isinstance(inner, str)
+                or inner.startswith("$")
+                or "." in inner
+                or "\x00" in inner
+            ):
+                raise ValueError(
+                    f"session key {key!r}: nested key {inner!r} at {path or 'top level'} must be "
+                    "a str without a leading '$', '.' or NUL"
+                )
+            _check_nested(key, value[inner], f"{path}.{inner}" if path else inner)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_nested(key, item, f"{path}[{index}]")
+
+
+def encode_value(key: str, value: Any) -> bytes:
+    """Return the BSON bytes of ``{key: value}``; raise ``TypeError`` naming the key if it can't.
+
+    Raises ``ValueError`` for a nested mapping key MongoDB would misread (``$x``, ``a.b``).
+    """
+    _check_nested(key, value, "")
+    try:
+        return bson.encode({key: value})
+    except (InvalidDocument, TypeError, OverflowError) as exc:
+        raise TypeError(
+            f"session key {key!r}: value of type {type(value).__name__} cannot be stored "
+            f"(not BSON-encodable: {exc})"
+        ) from exc
+
+
+class Session(MutableMapping[str, Any]):
+    """The session data of one request, with change tracking.
+
+    Use it as a dict. Keys are checked on assignment (``ValueError`` naming the key) and values
+    must be BSON-encodable (``TypeError`` naming the key, on assignment, or at save time for a
+    nested value changed in place). The mixin saves the changes when the response is finished.
+
+    Attributes a handler may read: ``id`` (the session id, never sent alone to the client),
+    ``is_new`` (not yet stored), ``created_at``, ``rotated_at`` (when the current token was
+    issued), ``accessed_at`` and ``expires_at`` (``None`` until stored).
+    """
+
+    __slots__ = (
+        "_data",
+        "_invalidated",
+        "_regenerated",
+        "_replaced_id",
+        "_snapshot",
+        "accessed_at",
+        "created_at",
+        "expires_at",
+        "id",
+        "is_new",
+        "rotated_at",
+    )
+
+    def __init__(
+        self,
+        data: Mapping[str, Any] | None = None,
+        *,
+        session_id: str | None = None,
+        is_new: bool = True,
+        created_at: datetime | None = None,
+        rotated_at: datetime | None = None,
+        accessed_at: datetime | None = None,
+        expires_at: datetime | None = None,
+    ) -> None:
+        self.id: str = session_id or new_session_id()
+        self.is_new = is_new
+        self.created_at = created_at
+        self.rotated_at = rotated_at
+        self.accessed_at = accessed_at
+        self.expires_at = expires_at
+        self._data: dict[str, Any] = dict(data or {})
+        # A stored session's snapshot is what the store holds; a new one holds nothing yet.
+        self._snapshot: dict[str, bytes] = (
+            {} if is_new else {k: encode_value(k, v) for k, v in self._data.items()}
+        )
+        self._replaced_id: str | None = None
+        self._regenerated = False
+        self._invalidated = False
+
+    # -- mapping protocol -------------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        check_key(key)
+        encode_value(key, value)
+        self._data[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __repr__(self) -> str:
+        return f"<Session id=…{self.id[-4:]} new={self.is_new} keys={sorted(self._data)!r}>"
+
+    # -- lifecycle requests ------------------------------------------------------------------
+
+    def regenerate(self) -> None:
+        """Give the session a new id and token, keeping its data; the old id dies at save.
+
+        Call it when privileges change (login): it defeats session fixation. The old id and
+        all its tokens stop working as soon as the response is saved.
+        """
+        if not self.is_new and self._replaced_id is None:
+            self._replaced_id = self.id
+        self.id = new_session_id()
+        self.is_new = True
+        self._snapshot = {}
+        self._regenerated = True
+
+    def invalidate(self) -> None:
+        """Empty the session and end it: the stored record is deleted, the cookie expired.
+
+        Data written after this call starts a fresh session with a new id.
+        """
+        if not self.is_new and self._replaced_id is None:
+            self._replaced_id = self.id
+        self._data.clear()
+        self.id = new_session_id()
+        self.is_new = True
+        self._snapshot = {}
+        self._invalidated = True
+
+    @property
+    def regenerated(self) -> bool:
+        """True once :meth:`regenerate` was called in this request."""
+        return self._regenerated
+
+    @property
+    def invalidated(self) -> bool:
+        """True once :meth:`invalidate` was called in this request."""
+        return self._invalidated
+
+    @property
+    def replaced_id(self) -> str | None:
+        """The stored id that regenerate/invalidate retired in this request, if any."""
+        return self._replaced_id
+
+    # -- for the mixin -----------------------------------------------------------------------
+
+    def changes(self) -> tuple[dict[str, Any], list[str], int]:
+        """Return ``(changed, removed, encoded_size)`` against the loaded snapshot.
+
+        ``changed`` maps each new or modified top-level key to its value, ``removed`` lists the
+        deleted keys, and ``encoded_size`` is the BSON size of all the data. Raises
+        ``TypeError``/``ValueError`` naming the key if a value changed in place can't be stored.
+        """
+        changed: dict[str, Any] = {}
+        size = 5  # a BSON document's length prefix and terminator
+        for key, value in self._data.items():
+            encoded = encode_value(key, value)
+            size += len(encoded) - 5
+            if self._snapshot.get(key) != encoded:
+                changed[key] = value
+        removed = [key for key in self._snapshot if key not in self._data]
+        return changed, removed, size
+
+    def data(self) -> dict[str, Any]:
+        """Return the session's data as a plain dict (the live object, not a copy)."""
+        return self._data
+
+    def mark_saved(self) -> None:
+        """Take a new snapshot: what the store now holds is what the session holds."""
+        self._snapshot = {k: encode_value(k, v) for k, v in self._data.items()}
+        self.is_new = False
+        self._replaced_id = None

@@ -1,0 +1,81 @@
+"""Pure functions for session ids, tokens and the cookie value that carries them.
+
+The cookie value is ``<session id>.<token>``. Both parts are URL-safe base64 without padding, so
+neither contains a ``.``. Only :func:`hash_token` of a token is ever stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+__all__ = [
+    "SESSION_ID_BYTES",
+    "TOKEN_BYTES",
+    "encode_cookie",
+    "hash_token",
+    "new_session_id",
+    "new_token",
+    "parse_cookie",
+    "token_matches",
+]
+
+SESSION_ID_BYTES = 18
+"""144 bits: 24 URL-safe characters."""
+
+TOKEN_BYTES = 32
+"""256 bits: 43 URL-safe characters."""
+
+_ID_LENGTH = 24
+_TOKEN_LENGTH = 43
+_PART = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def new_session_id() -> str:
+    """Return a new random session id (144 bits, URL-safe)."""
+    return secrets.token_urlsafe(SESSION_ID_BYTES)
+
+
+def new_token() -> str:
+    """Return a new random token (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def hash_token(token: str) -> str:
+    """Return the hex SHA-256 of ``token``: the only form of a token that is ever stored."""
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def token_matches(token: str, stored_hashes: list[str] | tuple[str, ...]) -> bool:
+    """Tell whether ``token`` hashes to one of ``stored_hashes``, in constant time per hash.
+
+    Every stored hash is compared, so the time taken does not reveal which one matched.
+    """
+    candidate = hash_token(token).encode("ascii")
+    found = False
+    for stored in stored_hashes:
+        if isinstance(stored, str) and hmac.compare_digest(candidate, stored.encode("ascii")):
+            found = True
+    return found
+
+
+def encode_cookie(session_id: str, token: str) -> str:
+    """Return the cookie value ``<session id>.<token>``."""
+    return f"{session_id}.{token}"
+
+
+def parse_cookie(value: str | None) -> tuple[str, str] | None:
+    """Split a cookie value into ``(session id, token)``; ``None`` when it is not well formed.
+
+    A malformed value is not an error: the caller treats it as an absent cookie.
+    """
+    if not value or len(value) != _ID_LENGTH + 1 + _TOKEN_LENGTH:
+        return None
+    session_id, sep, token = value.partition(".")
+    if not sep or len(session_id) != _ID_LENGTH or len(token) != _TOKEN_LENGTH:
+        return None
+    if not (_PART.fullmatch(session_id) and _PART.fullmatch(token)):
+        return None
+    return session_id, token
