@@ -154,3 +154,35 @@ def test_regenerate_of_new_session_has_nothing_to_delete() -> None:
     s = Session()
     s.regenerate()
     assert s.replaced_id is None
+
+
+def nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for level in range(depth):
+        value = {"d": value} if level % 2 else [value]
+    return value
+
+
+def test_nesting_is_bounded_with_the_key_named() -> None:
+    s = Session()
+    s["ok"] = nested(80)
+    for depth in (95, 5000):
+        with pytest.raises(ValueError, match=r"'deep'.*nested deeper"):
+            s["deep"] = nested(depth)
+    s["box"] = []
+    s["box"].append(nested(200))
+    with pytest.raises(ValueError, match="'box'"):
+        s.changes()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "error"),
+    [
+        ("u", uuid.UUID(int=1), TypeError),
+        ("s", "a\ud800b", TypeError),
+        ("k\udc00", 1, ValueError),
+    ],
+)
+def test_values_bson_refuses_name_the_key(key: str, value: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match=repr(key).replace("\\", "\\\\")):
+        Session()[key] = value

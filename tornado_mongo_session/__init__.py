@@ -27,10 +27,15 @@ from tornado_mongo_session.rotation import IntervalRotator, NeverRotator, TokenR
 from tornado_mongo_session.session import Session
 from tornado_mongo_session.settings import SessionSettings
 from tornado_mongo_session.stores.base import SaveRequest, SaveResult, SessionRecord, SessionStore
+from tornado_mongo_session.stores.cookie import CookieSessionStore
+from tornado_mongo_session.stores.memory import MemorySessionStore
 from tornado_mongo_session.stores.mongo import MongoSessionStore
+from tornado_mongo_session.stores.tiered import TieredSessionStore
 
 __all__ = [
+    "CookieSessionStore",
     "IntervalRotator",
+    "MemorySessionStore",
     "MongoSessionStore",
     "NeverRotator",
     "SaveRequest",
@@ -46,6 +51,7 @@ __all__ = [
     "SessionStoreError",
     "SessionStoreUnavailable",
     "SessionTooLarge",
+    "TieredSessionStore",
     "TokenRotator",
 ]
 

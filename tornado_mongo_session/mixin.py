@@ -137,7 +137,9 @@ class SessionMixin(_Base):
         return config
 
     def _session_store(self) -> SessionStore:
-        store = type(self).session_store or self._session_config.store
+        store = type(self).session_store
+        if store is None:
+            store = self._session_config.store
         if store is None:
             raise SessionConfigError(
                 "no session store: set the Application setting 'session_store' (for example "
@@ -263,6 +265,8 @@ class SessionMixin(_Base):
             return bool(session.data() or self._session_cookie_in)
         if record is None or self._headers_written:
             return False
+        if record.origin == "cookie":
+            return True  # the cookie holds the data: any save sends a new cookie
         config = self._session_config
         return config.rotator.should_rotate(rotated_at=record.rotated_at, now=config.clock())
 

@@ -16,7 +16,7 @@ from bson.errors import InvalidDocument
 
 from tornado_mongo_session.tokens import new_session_id
 
-__all__ = ["Session", "check_key", "encode_value"]
+__all__ = ["MAX_NESTING", "Session", "check_key", "encode_value"]
 
 
 def check_key(key: object) -> str:
@@ -33,10 +33,23 @@ def check_key(key: object) -> str:
         raise ValueError(f"session key {key!r} must not start with '$'")
     if "." in key or "\x00" in key:
         raise ValueError(f"session key {key!r} must not contain '.' or NUL")
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"session key {key!r} is not valid UTF-8 text") from exc
     return key
 
 
-def _check_nested(key: str, value: Any, path: str) -> None:
+MAX_NESTING = 90
+"""How deep a value may nest. MongoDB refuses documents nested more than 100 levels, and the
+session document adds its own levels above each value."""
+
+
+def _check_nested(key: str, value: Any, path: str, depth: int = 0) -> None:
+    if depth > MAX_NESTING:
+        raise ValueError(
+            f"session key {key!r}: value nested deeper than {MAX_NESTING} levels (at {path})"
+        )
     if isinstance(value, Mapping):
         for inner in value:
             if (
@@ -49,10 +62,10 @@ def _check_nested(key: str, value: Any, path: str) -> None:
                     f"session key {key!r}: nested key {inner!r} at {path or 'top level'} must be "
                     "a str without a leading '$', '.' or NUL"
                 )
-            _check_nested(key, value[inner], f"{path}.{inner}" if path else inner)
+            _check_nested(key, value[inner], f"{path}.{inner}" if path else inner, depth + 1)
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            _check_nested(key, item, f"{path}[{index}]")
+            _check_nested(key, item, f"{path}[{index}]", depth + 1)
 
 
 def encode_value(key: str, value: Any) -> bytes:
@@ -63,7 +76,8 @@ def encode_value(key: str, value: Any) -> bytes:
     _check_nested(key, value, "")
     try:
         return bson.encode({key: value})
-    except (InvalidDocument, TypeError, OverflowError) as exc:
+    except (InvalidDocument, TypeError, OverflowError, ValueError) as exc:
+        # ValueError covers a native uuid.UUID (no representation chosen) and lone surrogates.
         raise TypeError(
             f"session key {key!r}: value of type {type(value).__name__} cannot be stored "
             f"(not BSON-encodable: {exc})"

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from tornado_mongo_session.stores.base import SaveRequest, SaveResult, SessionRecord, SessionStore
+from tornado_mongo_session.stores.cookie import CookieSessionStore
+from tornado_mongo_session.stores.memory import MemorySessionStore
 from tornado_mongo_session.stores.mongo import MongoSessionStore
+from tornado_mongo_session.stores.tiered import TieredSessionStore
 
 __all__ = [
+    "CookieSessionStore",
+    "MemorySessionStore",
     "MongoSessionStore",
     "SaveRequest",
     "SaveResult",
     "SessionRecord",
     "SessionStore",
+    "TieredSessionStore",
 ]
