@@ -120,7 +120,6 @@ class SessionMixin(_Base):
 
     _session: Session | None = None
     _session_record: SessionRecord | None = None
-    _session_accessed: bool = False
     _session_cookie_in: str | None = None
     _session_pending: asyncio.Future[None] | None = None
     _session_load_error: tuple[int, BaseException] | None = None
@@ -160,13 +159,25 @@ class SessionMixin(_Base):
         """
         session = self._session
         if session is None:
-            failed = self._session_load_error
-            if failed is not None:
-                status, exc = failed
+            record = self._session_record
+            if record is not None:
+                # Built on first use: a handler that never touches the session costs no encoding.
+                session = Session(
+                    record.data,
+                    session_id=record.id,
+                    is_new=False,
+                    created_at=record.created_at,
+                    rotated_at=record.rotated_at,
+                    accessed_at=record.accessed_at,
+                    expires_at=record.expires_at,
+                )
+            elif self._session_load_error is not None:
+                status, exc = self._session_load_error
                 reason = "Session Store Unavailable" if status == 503 else None
                 raise tornado.web.HTTPError(status, reason=reason) from exc
-            session = self._session = Session()
-        self._session_accessed = True
+            else:
+                session = Session()
+            self._session = session
         return session
 
     async def prepare(self) -> None:
@@ -197,18 +208,7 @@ class SessionMixin(_Base):
             )
             self._session_load_error = (status, exc)
             return
-        if record is None:
-            return
         self._session_record = record
-        self._session = Session(
-            record.data,
-            session_id=record.id,
-            is_new=False,
-            created_at=record.created_at,
-            rotated_at=record.rotated_at,
-            accessed_at=record.accessed_at,
-            expires_at=record.expires_at,
-        )
 
     # -- saving ------------------------------------------------------------------------------
 
@@ -255,13 +255,13 @@ class SessionMixin(_Base):
         super().on_finish()
 
     def _session_needs_save(self) -> bool:
-        return self._session is not None and self.get_status() < 500
+        return (
+            self._session is not None or self._session_record is not None
+        ) and self.get_status() < 500
 
     def _session_changes_cookie(self) -> bool:
         session, record = self._session, self._session_record
-        if session is None:
-            return False
-        if session.is_new:
+        if session is not None and session.is_new:
             return bool(session.data() or self._session_cookie_in)
         if record is None or self._headers_written:
             return False
@@ -304,16 +304,14 @@ class SessionMixin(_Base):
     async def _save_session(self) -> None:
         """Turn the session's changes into at most one store save (plus a delete on regenerate)."""
         session = self._session
-        if session is None:
-            return
+        record = self._session_record
         config = self._session_config
         store = self._session_store()
-        record = self._session_record
         now = config.clock()
         can_set_cookie = not self._headers_written
         rotator = config.rotator
 
-        if session.is_new:
+        if session is not None and session.is_new:
             data = session.data()
             if data and can_set_cookie:
                 _changed, _removed, size = session.changes()
@@ -352,13 +350,14 @@ class SessionMixin(_Base):
             session.mark_saved()
             return
 
-        assert record is not None  # a stored session always comes from a loaded record
-        if self._session_accessed:
+        if record is None:
+            return
+        changed: dict[str, Any] = {}
+        removed: list[str] = []
+        if session is not None:  # untouched by the handler: nothing can have changed
             changed, removed, size = session.changes()
             if changed or removed:
                 self._check_size(size)
-        else:
-            changed, removed = {}, []
         rotate = can_set_cookie and rotator.should_rotate(rotated_at=record.rotated_at, now=now)
         touch = bool(changed or removed or rotate) or now - record.accessed_at >= config.touch
         if not touch:
@@ -368,7 +367,7 @@ class SessionMixin(_Base):
             SaveRequest(
                 session_id=record.id,
                 loaded=record,
-                data=session.data(),
+                data=record.data if session is None else session.data(),
                 changed=changed,
                 removed=removed,
                 now=now,
@@ -379,15 +378,15 @@ class SessionMixin(_Base):
                 accessed_at=now,
             )
         )
-        if result.rotated:
-            session.rotated_at = now
-        session.accessed_at = now
-        session.expires_at = expires_at
-        if result.session_id and result.session_id != session.id:
-            session.id = result.session_id
         if result.cookie_value is not None and can_set_cookie:
             self._set_session_cookie(result.cookie_value, expires_at, now)
-        session.mark_saved()
+        if session is not None:
+            if result.rotated:
+                session.rotated_at = now
+            session.accessed_at = now
+            session.expires_at = expires_at
+            session.id = result.session_id or session.id
+            session.mark_saved()
 
     def _check_size(self, size: int) -> None:
         limit = self._session_config.settings.max_session_bytes

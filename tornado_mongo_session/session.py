@@ -98,6 +98,7 @@ class Session(MutableMapping[str, Any]):
 
     __slots__ = (
         "_data",
+        "_encoded",
         "_invalidated",
         "_regenerated",
         "_replaced_id",
@@ -132,6 +133,7 @@ class Session(MutableMapping[str, Any]):
         self._snapshot: dict[str, bytes] = (
             {} if is_new else {k: encode_value(k, v) for k, v in self._data.items()}
         )
+        self._encoded: dict[str, bytes] | None = None
         self._replaced_id: str | None = None
         self._regenerated = False
         self._invalidated = False
@@ -214,13 +216,15 @@ class Session(MutableMapping[str, Any]):
         ``TypeError``/``ValueError`` naming the key if a value changed in place can't be stored.
         """
         changed: dict[str, Any] = {}
+        encoded_all: dict[str, bytes] = {}
         size = 5  # a BSON document's length prefix and terminator
         for key, value in self._data.items():
-            encoded = encode_value(key, value)
+            encoded = encoded_all[key] = encode_value(key, value)
             size += len(encoded) - 5
             if self._snapshot.get(key) != encoded:
                 changed[key] = value
         removed = [key for key in self._snapshot if key not in self._data]
+        self._encoded = encoded_all
         return changed, removed, size
 
     def data(self) -> dict[str, Any]:
@@ -228,7 +232,13 @@ class Session(MutableMapping[str, Any]):
         return self._data
 
     def mark_saved(self) -> None:
-        """Take a new snapshot: what the store now holds is what the session holds."""
-        self._snapshot = {k: encode_value(k, v) for k, v in self._data.items()}
+        """Take a new snapshot: what the store now holds is what the session holds.
+
+        Reuses the encoding of the last :meth:`changes` call, made just before the save.
+        """
+        encoded, self._encoded = self._encoded, None
+        if encoded is None or encoded.keys() != self._data.keys():
+            encoded = {k: encode_value(k, v) for k, v in self._data.items()}
+        self._snapshot = encoded
         self.is_new = False
         self._replaced_id = None
