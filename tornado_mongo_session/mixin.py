@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import tornado.web
@@ -31,7 +31,7 @@ from tornado_mongo_session.errors import (
 from tornado_mongo_session.rotation import IntervalRotator, TokenRotator
 from tornado_mongo_session.session import Session
 from tornado_mongo_session.settings import SessionSettings
-from tornado_mongo_session.stores.base import SaveRequest, SessionRecord, SessionStore
+from tornado_mongo_session.stores.base import SaveRequest, SessionRecord, SessionStore, utc_now
 from tornado_mongo_session.tokens import new_token
 
 if TYPE_CHECKING:
@@ -42,12 +42,6 @@ else:
 __all__ = ["SessionMixin", "utc_now"]
 
 log = logging.getLogger("tornado_mongo_session")
-
-
-def utc_now() -> datetime:
-    """Return the current UTC time, cut to whole milliseconds (what BSON stores)."""
-    now = datetime.now(timezone.utc)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 class _Config:

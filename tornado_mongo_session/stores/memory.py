@@ -26,8 +26,8 @@ from bson.codec_options import CodecOptions
 from bson.errors import InvalidDocument
 
 from tornado_mongo_session.errors import SessionDataError, SessionStoreError
-from tornado_mongo_session.stores.base import SaveRequest, SaveResult, SessionRecord
-from tornado_mongo_session.tokens import encode_cookie, hash_token, parse_cookie, token_matches
+from tornado_mongo_session.stores._document import DocumentStore
+from tornado_mongo_session.stores.base import SessionRecord, utc_now
 
 __all__ = ["MemorySessionStore"]
 
@@ -40,12 +40,7 @@ _CODEC: CodecOptions[dict[str, Any]] = CodecOptions(
 _MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's document limit
 
 
-def _utc_now() -> datetime:
-    now = datetime.now(timezone.utc)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-class MemorySessionStore:
+class MemorySessionStore(DocumentStore):
     """Sessions in a bounded in-process map: ``session id -> BSON document``.
 
     ``max_sessions`` bounds the map; inserting past it evicts the least recently used session
@@ -61,8 +56,9 @@ class MemorySessionStore:
     ) -> None:
         if max_sessions < 1:
             raise ValueError(f"MemorySessionStore: max_sessions must be >= 1, got {max_sessions!r}")
+        super().__init__()
         self.max_sessions = max_sessions
-        self._clock = clock or _utc_now
+        self._clock = clock or utc_now
         self._records: OrderedDict[str, bytes] = OrderedDict()
 
     @property
@@ -81,39 +77,7 @@ class MemorySessionStore:
         raw = self._records.get(session_id)
         return None if raw is None else bson.decode(raw, codec_options=_CODEC)
 
-    # -- the SessionStore protocol -----------------------------------------------------------
-
-    async def load(self, cookie_value: str, *, now: datetime) -> SessionRecord | None:
-        parsed = parse_cookie(cookie_value)
-        if parsed is None:
-            return None
-        session_id, token = parsed
-        raw = self._records.get(session_id)
-        if raw is None:
-            return None
-        doc = bson.decode(raw, codec_options=_CODEC)
-        if not doc["expires_at"] > now:
-            return None
-        self._records.move_to_end(session_id)
-        hashes = doc["tokens"]
-        if not token_matches(token, hashes):
-            return None
-        return SessionRecord(
-            id=session_id,
-            data=dict(doc["data"]),
-            created_at=doc["created_at"],
-            accessed_at=doc["accessed_at"],
-            rotated_at=doc["rotated_at"],
-            expires_at=doc["expires_at"],
-            token=token,
-            token_hashes=list(hashes),
-            origin=self.origin,
-        )
-
-    async def save(self, request: SaveRequest) -> SaveResult:
-        if request.loaded is None:
-            return self._insert(request)
-        return self._update(request, request.loaded)
+    # -- the SessionStore protocol (load and save: DocumentStore) -----------------------------
 
     async def delete(self, record: SessionRecord) -> None:
         self._records.pop(record.id, None)
@@ -132,74 +96,36 @@ class MemorySessionStore:
             del self._records[session_id]
         return len(expired)
 
-    # -- internals: the same steps as MongoSessionStore, on a dict ----------------------------
+    # -- DocumentStore's primitives, on a dict -------------------------------------------------
 
-    def _insert(self, request: SaveRequest) -> SaveResult:
-        token = request.new_token
-        if token is None:
-            raise SessionStoreError("a new session needs a token: SaveRequest.new_token is None")
-        expires_at = request.expires_at
-        if expires_at is None:
-            raise SessionStoreError("a new session needs SaveRequest.expires_at")
-        if request.session_id in self._records:
+    async def _find(self, session_id: str, now: datetime) -> dict[str, Any] | None:
+        raw = self._records.get(session_id)
+        if raw is None:
+            return None
+        doc = bson.decode(raw, codec_options=_CODEC)
+        if not doc["expires_at"] > now:
+            return None
+        self._records.move_to_end(session_id)
+        return doc
+
+    async def _insert_document(self, doc: dict[str, Any]) -> None:
+        session_id = doc["_id"]
+        if session_id in self._records:
             raise SessionStoreError("session id collision during insert")
-        doc = {
-            "_id": request.session_id,
-            "tokens": [hash_token(token)],
-            "created_at": request.created_at,
-            "accessed_at": request.accessed_at or request.now,
-            "rotated_at": request.now,
-            "expires_at": expires_at,
-            "data": dict(request.data),
-        }
-        self._records[request.session_id] = self._encode(doc, "insert")
+        self._records[session_id] = self._encode(doc, "insert")
         while len(self._records) > self.max_sessions:
             evicted, _raw = self._records.popitem(last=False)
             log.debug(
                 "session …%s evicted: max_sessions=%d reached", evicted[-4:], self.max_sessions
             )
-        return SaveResult(encode_cookie(request.session_id, token), True, request.session_id)
 
-    def _update(self, request: SaveRequest, loaded: SessionRecord) -> SaveResult:
-        fields: dict[str, Any] = {f"data.{k}": v for k, v in request.changed.items()}
-        if request.expires_at is not None:
-            fields["expires_at"] = request.expires_at
-            fields["accessed_at"] = request.accessed_at or request.now
-        removed = [f"data.{k}" for k in request.removed]
-        token = loaded.token
-        if request.new_token is None:
-            if not fields and not removed:
-                return SaveResult(None, False, loaded.id)
-            self._update_one(loaded.id, None, fields, removed)
-            return SaveResult(self._cookie(loaded.id, token), False, loaded.id)
-
-        rotation = {
-            "tokens": [hash_token(request.new_token), *loaded.token_hashes][
-                : max(1, request.tokens_kept)
-            ],
-            "rotated_at": request.now,
-        }
-        # Compare-and-set: only the request that loaded the current rotated_at may rotate.
-        if self._update_one(loaded.id, loaded.rotated_at, {**fields, **rotation}, removed):
-            return SaveResult(encode_cookie(loaded.id, request.new_token), True, loaded.id)
-        # Another request rotated first: our token is still kept; write the data without rotating.
-        if fields or removed:
-            self._update_one(loaded.id, None, fields, removed)
-            return SaveResult(self._cookie(loaded.id, token), False, loaded.id)
-        return SaveResult(None, False, loaded.id)
-
-    @staticmethod
-    def _cookie(session_id: str, token: str | None) -> str | None:
-        return encode_cookie(session_id, token) if token else None
-
-    def _update_one(
+    async def _update_document(
         self,
         session_id: str,
         rotated_at: datetime | None,
         fields: dict[str, Any],
         removed: list[str],
     ) -> bool:
-        """``update_one({_id[, rotated_at]}, {$set: fields, $unset: removed})``; True if matched."""
         raw = self._records.get(session_id)
         if raw is None:
             return False

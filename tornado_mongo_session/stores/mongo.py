@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bson.errors import InvalidDocument
@@ -29,9 +29,8 @@ from tornado_mongo_session.errors import (
     SessionStoreError,
     SessionStoreUnavailable,
 )
-from tornado_mongo_session.stores._locks import KeyedLocks
-from tornado_mongo_session.stores.base import SaveRequest, SaveResult, SessionRecord
-from tornado_mongo_session.tokens import encode_cookie, hash_token, parse_cookie, token_matches
+from tornado_mongo_session.stores._document import DocumentStore
+from tornado_mongo_session.stores.base import SessionRecord, utc_now
 
 if TYPE_CHECKING:
     from tornado_mongo_session.settings import SessionSettings
@@ -47,14 +46,7 @@ _UNAVAILABLE = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
 _INDEX_UNSUPPORTED = {238, 115, 13}
 
 
-def _utc(value: datetime) -> datetime:
-    """Return ``value`` as an aware UTC datetime (drivers return naive UTC unless tz_aware)."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
-class MongoSessionStore:
+class MongoSessionStore(DocumentStore):
     """Sessions in a MongoDB collection: ``{_id, tokens, created_at, …, data}``.
 
     Build it from a collection (``MongoSessionStore(client[db][coll])``, PyMongo async or Motor)
@@ -68,11 +60,11 @@ class MongoSessionStore:
     origin = "mongo"
 
     def __init__(self, collection: Any, *, client: Any = None) -> None:
+        super().__init__()
         self.collection = collection
         self._client = client
         self._indexes_done = False
         self._indexes_lock: asyncio.Lock | None = None
-        self._writing = KeyedLocks()
 
     @classmethod
     def from_settings(cls, settings: SessionSettings) -> MongoSessionStore:
@@ -99,43 +91,7 @@ class MongoSessionStore:
             if asyncio.iscoroutine(result):
                 await result
 
-    # -- the SessionStore protocol -----------------------------------------------------------
-
-    async def load(self, cookie_value: str, *, now: datetime) -> SessionRecord | None:
-        parsed = parse_cookie(cookie_value)
-        if parsed is None:
-            return None
-        session_id, token = parsed
-        doc = await self._call(
-            "find",
-            lambda: self.collection.find_one({"_id": session_id, "expires_at": {"$gt": now}}),
-        )
-        if doc is None:
-            return None
-        hashes = doc.get("tokens")
-        if not isinstance(hashes, list) or not token_matches(token, hashes):
-            return None
-        try:
-            return SessionRecord(
-                id=session_id,
-                data=dict(doc.get("data") or {}),
-                created_at=_utc(doc["created_at"]),
-                accessed_at=_utc(doc["accessed_at"]),
-                rotated_at=_utc(doc["rotated_at"]),
-                expires_at=_utc(doc["expires_at"]),
-                token=token,
-                token_hashes=list(hashes),
-                origin=self.origin,
-            )
-        except (KeyError, TypeError, AttributeError):
-            log.warning("session document %s is malformed; treated as absent", session_id[-4:])
-            return None
-
-    async def save(self, request: SaveRequest) -> SaveResult:
-        if request.loaded is None:
-            return await self._insert(request)
-        async with self._writing.hold(request.loaded.id):
-            return await self._update(request, request.loaded)
+    # -- the SessionStore protocol (load and save: DocumentStore) -----------------------------
 
     async def delete(self, record: SessionRecord) -> None:
         await self._call("delete", lambda: self.collection.delete_one({"_id": record.id}))
@@ -178,7 +134,7 @@ class MongoSessionStore:
 
     async def purge_expired(self, *, now: datetime | None = None) -> int:
         """Delete every session whose deadline has passed; return how many were deleted."""
-        deadline = now or datetime.now(timezone.utc)
+        deadline = now or utc_now()
         result = await self._call(
             "purge", lambda: self.collection.delete_many({"expires_at": {"$lte": deadline}})
         )
@@ -186,70 +142,32 @@ class MongoSessionStore:
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _insert(self, request: SaveRequest) -> SaveResult:
-        token = request.new_token
-        if token is None:
-            raise SessionStoreError("a new session needs a token: SaveRequest.new_token is None")
-        expires_at = request.expires_at
-        if expires_at is None:
-            raise SessionStoreError("a new session needs SaveRequest.expires_at")
-        await self.ensure_indexes()
-        doc = {
-            "_id": request.session_id,
-            "tokens": [hash_token(token)],
-            "created_at": request.created_at,
-            "accessed_at": request.accessed_at or request.now,
-            "rotated_at": request.now,
-            "expires_at": expires_at,
-            "data": dict(request.data),
-        }
-        await self._call("insert", lambda: self.collection.insert_one(doc))
-        return SaveResult(encode_cookie(request.session_id, token), True, request.session_id)
-
-    async def _update(self, request: SaveRequest, loaded: SessionRecord) -> SaveResult:
-        fields: dict[str, Any] = {f"data.{k}": v for k, v in request.changed.items()}
-        if request.expires_at is not None:
-            fields["expires_at"] = request.expires_at
-            fields["accessed_at"] = request.accessed_at or request.now
-        removed = {f"data.{k}": "" for k in request.removed}
-        token = loaded.token
-        if request.new_token is None:
-            if not fields and not removed:
-                return SaveResult(None, False, loaded.id)
-            await self._update_one({"_id": loaded.id}, fields, removed)
-            return SaveResult(self._cookie(loaded.id, token), False, loaded.id)
-
-        rotation = {
-            "tokens": [hash_token(request.new_token), *loaded.token_hashes][
-                : max(1, request.tokens_kept)
-            ],
-            "rotated_at": request.now,
-        }
-        # Compare-and-set: only the request that loaded the current rotated_at may rotate.
-        matched = await self._update_one(
-            {"_id": loaded.id, "rotated_at": loaded.rotated_at}, {**fields, **rotation}, removed
+    async def _find(self, session_id: str, now: datetime) -> dict[str, Any] | None:
+        doc: dict[str, Any] | None = await self._call(
+            "find",
+            lambda: self.collection.find_one({"_id": session_id, "expires_at": {"$gt": now}}),
         )
-        if matched:
-            return SaveResult(encode_cookie(loaded.id, request.new_token), True, loaded.id)
-        # Another request rotated first (and pushed the expiry): our token is still kept; write
-        # the data, if any, without rotating.
-        if request.changed or request.removed:
-            await self._update_one({"_id": loaded.id}, fields, removed)
-            return SaveResult(self._cookie(loaded.id, token), False, loaded.id)
-        return SaveResult(None, False, loaded.id)
+        return doc
 
-    @staticmethod
-    def _cookie(session_id: str, token: str | None) -> str | None:
-        return encode_cookie(session_id, token) if token else None
+    async def _insert_document(self, doc: dict[str, Any]) -> None:
+        await self.ensure_indexes()
+        await self._call("insert", lambda: self.collection.insert_one(doc))
 
-    async def _update_one(
-        self, query: dict[str, Any], fields: dict[str, Any], removed: dict[str, str]
+    async def _update_document(
+        self,
+        session_id: str,
+        rotated_at: datetime | None,
+        fields: dict[str, Any],
+        removed: list[str],
     ) -> bool:
+        query: dict[str, Any] = {"_id": session_id}
+        if rotated_at is not None:
+            query["rotated_at"] = rotated_at
         update: dict[str, Any] = {}
         if fields:
             update["$set"] = fields
         if removed:
-            update["$unset"] = removed
+            update["$unset"] = dict.fromkeys(removed, "")
         result = await self._call("update", lambda: self.collection.update_one(query, update))
         return bool(result.matched_count)
 
