@@ -779,3 +779,26 @@ async def test_handler_class_store_overrides_application(
         response = await app.fetch("/own")
     assert response.code == 200
     assert response.cookie_value() is not None
+
+
+async def test_after_response_touch_renews_cookie_before_response(
+    store: MongoSessionStore, clock: Clock, sync_db: Any
+) -> None:
+    async with serve(
+        ROUTES,
+        session_store=store,
+        session_clock=clock,
+        session_settings=settings(write_mode="after_response", token_ttl=3600),
+    ) as app:
+        cookie = await new_session(app)
+        before = doc_of(sync_db, cookie)["expires_at"]  # type: ignore[index]
+        clock.advance(120)  # touch due, rotation not
+        response = await app.fetch("/read", cookie=cookie)
+        # The deadline's push waits for on_finish; the cookie's Max-Age is renewed all the same.
+        assert response.cookie_value() == cookie
+        assert "Max-Age=7200" in response.set_cookies[0]
+        for _ in range(100):
+            if doc_of(sync_db, cookie)["expires_at"] > before:  # type: ignore[index]
+                break
+            await asyncio.sleep(0.02)
+        assert doc_of(sync_db, cookie)["expires_at"] > before  # type: ignore[index]

@@ -173,6 +173,9 @@ def test_nesting_is_bounded_with_the_key_named() -> None:
     s["box"].append(nested(200))
     with pytest.raises(ValueError, match="'box'"):
         s.changes()
+    s["box"].append(nested(100_000))  # past what the BSON encoder itself can walk
+    with pytest.raises((TypeError, ValueError), match="'box'"):
+        s.changes()
 
 
 @pytest.mark.parametrize(

@@ -14,11 +14,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
+import tornado.iostream
 import tornado.web
 
 from tornado_mongo_session.errors import (
@@ -42,6 +45,27 @@ else:
 __all__ = ["SessionMixin", "utc_now"]
 
 log = logging.getLogger("tornado_mongo_session")
+
+
+@dataclass
+class _Plan:
+    """What one request will write: computed before the response, sent by ``_execute_plan``.
+
+    ``request`` is the one store save (``None``: nothing to store), ``retire`` a record that
+    regenerate/invalidate replaced (deleted after the save). ``keep_cookie``: the client's
+    cookie, to renew its Max-Age when the save itself waits for ``on_finish``.
+    """
+
+    now: datetime
+    request: SaveRequest | None
+    retire: SessionRecord | None
+    clear_cookie: bool
+    must_precede_response: bool
+    keep_cookie: str | None = None
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return None if self.request is None else self.request.expires_at
 
 
 class _Config:
@@ -116,6 +140,7 @@ class SessionMixin(_Base):
     _session_record: SessionRecord | None = None
     _session_cookie_in: str | None = None
     _session_pending: asyncio.Future[None] | None = None
+    _session_deferred: _Plan | None = None
     _session_load_error: tuple[int, BaseException] | None = None
 
     # -- configuration -----------------------------------------------------------------------
@@ -209,79 +234,69 @@ class SessionMixin(_Base):
     def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> asyncio.Future[None]:
         """Save the session, then finish the response.
 
-        In ``before_response`` mode every save happens here, before anything is sent. In
-        ``after_response`` mode only a save that changes the cookie (a new session, a rotation,
-        regenerate, invalidate) happens here, since the cookie must be in the response; the
-        rest waits for ``on_finish``. While a save is pending, further calls return the same
-        future: Tornado calls ``finish()`` again after a handler that already did (redirect,
-        explicit finish).
+        What to save is decided here, synchronously: a request with nothing to write (no
+        change, no rotation, no touch due) finishes at once. In ``before_response`` mode the
+        save then runs before anything is sent. In ``after_response`` mode only a save whose
+        result must travel in the response (a new session, a rotation, regenerate, invalidate,
+        a cookie-held session) runs first; the rest waits for ``on_finish``. While a save is
+        pending, further calls return the same future: Tornado calls ``finish()`` again after a
+        handler that already did (redirect, explicit finish).
         """
         pending = self._session_pending
         if pending is not None:
             if chunk is not None:
                 raise RuntimeError("finish() called with data while the session is being saved")
             return pending
-        if (
-            not self._finished
-            and self._session_needs_save()
-            and (
-                self._session_config.settings.write_mode == "before_response"
-                or self._session_changes_cookie()
-            )
-        ):
-            if chunk is not None:
-                self.write(chunk)
-            pending = asyncio.ensure_future(self._save_then_finish())
-            self._session_pending = pending
-            return pending
+        if not self._finished and self.get_status() < 500:
+            try:
+                plan = self._session_plan()
+            except (SessionDataError, TypeError, ValueError) as exc:
+                self._session_failure_response(exc)  # nothing was written
+                return super().finish()
+            if plan is not None:
+                if plan.must_precede_response or self._session_write_mode == "before_response":
+                    if chunk is not None:
+                        self.write(chunk)
+                    pending = asyncio.ensure_future(self._save_then_finish(plan))
+                    self._session_pending = pending
+                    return pending
+                self._session_deferred = plan
+                if plan.keep_cookie is not None:
+                    self._set_session_cookie(plan.keep_cookie, plan.expires_at, plan.now)
         return super().finish(chunk)
 
     def on_finish(self) -> None:
-        """In ``after_response`` mode, save what is left after the response went out."""
-        if (
-            self._session_config.settings.write_mode == "after_response"
-            and self._session_pending is None
-            and self._session_needs_save()
-        ):
-            task = asyncio.ensure_future(self._save_after_response())
+        """In ``after_response`` mode, run the save that waited for the response to go out."""
+        plan = self._session_deferred
+        if plan is not None:
+            self._session_deferred = None
+            task = asyncio.ensure_future(self._save_after_response(plan))
             _background.add(task)
             task.add_done_callback(_background.discard)
         super().on_finish()
 
-    def _session_needs_save(self) -> bool:
-        return (
-            self._session is not None or self._session_record is not None
-        ) and self.get_status() < 500
+    @property
+    def _session_write_mode(self) -> str:
+        return self._session_config.settings.write_mode
 
-    def _session_changes_cookie(self) -> bool:
-        session, record = self._session, self._session_record
-        if session is not None and session.is_new:
-            return bool(session.data() or self._session_cookie_in)
-        if record is None or self._headers_written:
-            return False
-        if record.origin == "cookie":
-            return True  # the cookie holds the data: any save sends a new cookie
-        config = self._session_config
-        return config.rotator.should_rotate(rotated_at=record.rotated_at, now=config.clock())
-
-    async def _save_then_finish(self) -> None:
+    async def _save_then_finish(self, plan: _Plan) -> None:
         try:
-            await self._save_session()
+            await self._execute_plan(plan)
         except Exception as exc:  # every failure becomes an error response
             self._session_failure_response(exc)
         if not self._finished:
-            await super().finish()
+            # The client may have gone while the session was saved: nobody left to answer.
+            with contextlib.suppress(tornado.iostream.StreamClosedError):
+                await super().finish()
 
-    async def _save_after_response(self) -> None:
+    async def _save_after_response(self, plan: _Plan) -> None:
         try:
-            await self._save_session()
+            await self._execute_plan(plan)
         except Exception as exc:  # nobody awaits this task: log it
             log.error("session save after the response failed: %s", exc, exc_info=exc)
 
     def _session_failure_response(self, exc: BaseException) -> None:
         status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
-        if isinstance(exc, SessionDataError | TypeError | ValueError):
-            status = 500
         log.error("session save failed, answering %d: %s", status, exc, exc_info=exc)
         if self._headers_written:
             return
@@ -295,57 +310,53 @@ class SessionMixin(_Base):
             else "The session could not be saved.\n"
         )
 
-    async def _save_session(self) -> None:
-        """Turn the session's changes into at most one store save (plus a delete on regenerate)."""
-        session = self._session
-        record = self._session_record
+    def _session_plan(self) -> _Plan | None:
+        """Decide what this request must write; ``None`` when nothing. No I/O.
+
+        Raises ``TypeError``/``ValueError`` naming the key for data that can't be stored, and
+        :class:`SessionTooLarge` over ``max_session_bytes``.
+        """
+        session, record = self._session, self._session_record
+        if session is None and record is None:
+            return None
         config = self._session_config
-        store = self._session_store()
+        rotator = config.rotator
         now = config.clock()
         can_set_cookie = not self._headers_written
-        rotator = config.rotator
 
         if session is not None and session.is_new:
+            retire = record if record is not None and session.replaced_id == record.id else None
             data = session.data()
             if data and can_set_cookie:
-                _changed, _removed, size = session.changes()
-                self._check_size(size)
-                created = now
-                result = await store.save(
-                    SaveRequest(
-                        session_id=session.id,
-                        loaded=None,
-                        data=data,
-                        changed=data,
-                        removed=[],
-                        now=now,
-                        created_at=created,
-                        new_token=new_token(),
-                        tokens_kept=rotator.keep,
-                        expires_at=config.deadline(created, now),
-                        accessed_at=now,
-                        promote=session.regenerated,
-                    )
+                self._check_size(session.changes()[2])
+                expires_at = config.deadline(now, now)
+                request = SaveRequest(
+                    session_id=session.id,
+                    loaded=None,
+                    data=data,
+                    changed=data,
+                    removed=[],
+                    now=now,
+                    created_at=now,
+                    new_token=new_token(),
+                    tokens_kept=rotator.keep,
+                    expires_at=expires_at,
+                    accessed_at=now,
+                    promote=session.regenerated,
                 )
-                session.id = result.session_id or session.id
-                session.created_at = session.rotated_at = session.accessed_at = now
-                session.expires_at = config.deadline(created, now)
-                if result.cookie_value is not None:
-                    self._set_session_cookie(result.cookie_value, session.expires_at, now)
-            elif data:
+                return _Plan(now, request, retire, clear_cookie=False, must_precede_response=True)
+            if data:
                 log.warning(
                     "session data of a new session not saved: the headers were already sent, "
                     "so its cookie could not be set"
                 )
-            elif self._session_cookie_in and can_set_cookie:
-                self._clear_session_cookie()
-            if record is not None and session.replaced_id == record.id:
-                await store.delete(record)
-            session.mark_saved()
-            return
+            clear = bool(self._session_cookie_in) and can_set_cookie
+            if retire is None and not clear:
+                return None
+            return _Plan(now, None, retire, clear_cookie=clear, must_precede_response=clear)
 
         if record is None:
-            return
+            return None
         changed: dict[str, Any] = {}
         removed: list[str] = []
         if session is not None:  # untouched by the handler: nothing can have changed
@@ -353,33 +364,56 @@ class SessionMixin(_Base):
             if changed or removed:
                 self._check_size(size)
         rotate = can_set_cookie and rotator.should_rotate(rotated_at=record.rotated_at, now=now)
-        touch = bool(changed or removed or rotate) or now - record.accessed_at >= config.touch
-        if not touch:
-            return
-        expires_at = config.deadline(record.created_at, now)
-        result = await store.save(
-            SaveRequest(
-                session_id=record.id,
-                loaded=record,
-                data=record.data if session is None else session.data(),
-                changed=changed,
-                removed=removed,
-                now=now,
-                created_at=record.created_at,
-                new_token=new_token() if rotate else None,
-                tokens_kept=rotator.keep,
-                expires_at=expires_at,
-                accessed_at=now,
-            )
+        if not (changed or removed or rotate) and now - record.accessed_at < config.touch:
+            return None
+        request = SaveRequest(
+            session_id=record.id,
+            loaded=record,
+            data=record.data if session is None else session.data(),
+            changed=changed,
+            removed=removed,
+            now=now,
+            created_at=record.created_at,
+            new_token=new_token() if rotate else None,
+            tokens_kept=rotator.keep,
+            expires_at=config.deadline(record.created_at, now),
+            accessed_at=now,
         )
-        if result.cookie_value is not None and can_set_cookie:
-            self._set_session_cookie(result.cookie_value, expires_at, now)
+        plan = _Plan(
+            now,
+            request,
+            None,
+            clear_cookie=False,
+            # A cookie-held session's data is the cookie: it can only travel in the response.
+            must_precede_response=rotate or record.origin == "cookie",
+        )
+        if can_set_cookie and config.settings.persistent_cookie and self._session_cookie_in:
+            plan.keep_cookie = self._session_cookie_in  # renew Max-Age if the save waits
+        return plan
+
+    async def _execute_plan(self, plan: _Plan) -> None:
+        """Send the plan's save (one store call) and retire the replaced session, if any."""
+        store = self._session_store()
+        session = self._session
+        request = plan.request
+        if request is not None:
+            result = await store.save(request)
+            if result.cookie_value is not None and not self._headers_written:
+                self._set_session_cookie(result.cookie_value, plan.expires_at, plan.now)
+            if session is not None:
+                if request.loaded is None:
+                    session.created_at = session.rotated_at = plan.now
+                elif result.rotated:
+                    session.rotated_at = plan.now
+                session.accessed_at = plan.now
+                session.expires_at = plan.expires_at
+                session.id = result.session_id or session.id
+        # Insert first, delete second: a failure leaves the user in the old session, not none.
+        if plan.retire is not None:
+            await store.delete(plan.retire)
+        if plan.clear_cookie and not self._headers_written:
+            self._clear_session_cookie()
         if session is not None:
-            if result.rotated:
-                session.rotated_at = now
-            session.accessed_at = now
-            session.expires_at = expires_at
-            session.id = result.session_id or session.id
             session.mark_saved()
 
     def _check_size(self, size: int) -> None:

@@ -68,20 +68,27 @@ def _check_nested(key: str, value: Any, path: str, depth: int = 0) -> None:
             _check_nested(key, item, f"{path}[{index}]", depth + 1)
 
 
-def encode_value(key: str, value: Any) -> bytes:
-    """Return the BSON bytes of ``{key: value}``; raise ``TypeError`` naming the key if it can't.
-
-    Raises ``ValueError`` for a nested mapping key MongoDB would misread (``$x``, ``a.b``).
-    """
-    _check_nested(key, value, "")
+def _encode(key: str, value: Any) -> bytes:
+    """The BSON bytes of ``{key: value}``; ``TypeError`` naming the key if BSON refuses it."""
     try:
         return bson.encode({key: value})
-    except (InvalidDocument, TypeError, OverflowError, ValueError) as exc:
-        # ValueError covers a native uuid.UUID (no representation chosen) and lone surrogates.
+    except (InvalidDocument, TypeError, OverflowError, ValueError, RecursionError) as exc:
+        # ValueError covers a native uuid.UUID (no representation chosen) and lone surrogates;
+        # RecursionError a value nested past what the encoder can walk.
         raise TypeError(
             f"session key {key!r}: value of type {type(value).__name__} cannot be stored "
             f"(not BSON-encodable: {exc})"
         ) from exc
+
+
+def encode_value(key: str, value: Any) -> bytes:
+    """Return the BSON bytes of ``{key: value}``; raise ``TypeError`` naming the key if it can't.
+
+    Raises ``ValueError`` for a nested mapping key MongoDB would misread (``$x``, ``a.b``) or a
+    value nested deeper than :data:`MAX_NESTING`.
+    """
+    _check_nested(key, value, "")
+    return _encode(key, value)
 
 
 class Session(MutableMapping[str, Any]):
@@ -130,8 +137,9 @@ class Session(MutableMapping[str, Any]):
         self.expires_at = expires_at
         self._data: dict[str, Any] = dict(data or {})
         # A stored session's snapshot is what the store holds; a new one holds nothing yet.
+        # Values that came from the store were checked when they were saved: bytes suffice.
         self._snapshot: dict[str, bytes] = (
-            {} if is_new else {k: encode_value(k, v) for k, v in self._data.items()}
+            {} if is_new else {k: _encode(k, v) for k, v in self._data.items()}
         )
         self._encoded: dict[str, bytes] | None = None
         self._replaced_id: str | None = None
@@ -219,9 +227,10 @@ class Session(MutableMapping[str, Any]):
         encoded_all: dict[str, bytes] = {}
         size = 5  # a BSON document's length prefix and terminator
         for key, value in self._data.items():
-            encoded = encoded_all[key] = encode_value(key, value)
+            encoded = encoded_all[key] = _encode(key, value)
             size += len(encoded) - 5
             if self._snapshot.get(key) != encoded:
+                _check_nested(key, value, "")  # only what changed can hold a new bad key
                 changed[key] = value
         removed = [key for key in self._snapshot if key not in self._data]
         self._encoded = encoded_all
@@ -238,7 +247,7 @@ class Session(MutableMapping[str, Any]):
         """
         encoded, self._encoded = self._encoded, None
         if encoded is None or encoded.keys() != self._data.keys():
-            encoded = {k: encode_value(k, v) for k, v in self._data.items()}
+            encoded = {k: _encode(k, v) for k, v in self._data.items()}
         self._snapshot = encoded
         self.is_new = False
         self._replaced_id = None

@@ -45,8 +45,8 @@ class DocumentStore(abc.ABC):
     # -- what a subclass provides ------------------------------------------------------------
 
     @abc.abstractmethod
-    async def _find(self, session_id: str, now: datetime) -> dict[str, Any] | None:
-        """The document of ``session_id`` if its ``expires_at`` is after ``now``."""
+    async def _find(self, session_id: str) -> dict[str, Any] | None:
+        """The document of ``session_id``, live or not (``load`` checks the deadline)."""
 
     @abc.abstractmethod
     async def _insert_document(self, doc: dict[str, Any]) -> None:
@@ -70,14 +70,14 @@ class DocumentStore(abc.ABC):
         if parsed is None:
             return None
         session_id, token = parsed
-        doc = await self._find(session_id, now)
+        doc = await self._find(session_id)
         if doc is None:
             return None
         hashes = doc.get("tokens")
         if not isinstance(hashes, list) or not token_matches(token, hashes):
             return None
         try:
-            return SessionRecord(
+            record = SessionRecord(
                 id=session_id,
                 data=dict(doc.get("data") or {}),
                 created_at=_utc(doc["created_at"]),
@@ -91,6 +91,9 @@ class DocumentStore(abc.ABC):
         except (KeyError, TypeError, AttributeError):
             log.warning("session document …%s is malformed; treated as absent", session_id[-4:])
             return None
+        # The deadline is checked here rather than in the query: a filter on _id alone is the
+        # one every server answers from its index (FerretDB scans the collection otherwise).
+        return record if record.expires_at > now else None
 
     async def save(self, request: SaveRequest) -> SaveResult:
         loaded = request.loaded

@@ -98,15 +98,12 @@ class MemorySessionStore(DocumentStore):
 
     # -- DocumentStore's primitives, on a dict -------------------------------------------------
 
-    async def _find(self, session_id: str, now: datetime) -> dict[str, Any] | None:
+    async def _find(self, session_id: str) -> dict[str, Any] | None:
         raw = self._records.get(session_id)
         if raw is None:
             return None
-        doc = bson.decode(raw, codec_options=_CODEC)
-        if not doc["expires_at"] > now:
-            return None
         self._records.move_to_end(session_id)
-        return doc
+        return bson.decode(raw, codec_options=_CODEC)
 
     async def _insert_document(self, doc: dict[str, Any]) -> None:
         session_id = doc["_id"]

@@ -142,10 +142,9 @@ class MongoSessionStore(DocumentStore):
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _find(self, session_id: str, now: datetime) -> dict[str, Any] | None:
+    async def _find(self, session_id: str) -> dict[str, Any] | None:
         doc: dict[str, Any] | None = await self._call(
-            "find",
-            lambda: self.collection.find_one({"_id": session_id, "expires_at": {"$gt": now}}),
+            "find", lambda: self.collection.find_one({"_id": session_id})
         )
         return doc
 
