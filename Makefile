@@ -75,7 +75,36 @@ demo: $(STAMP)
 	$(BIN)/python examples/app.py
 
 bench: $(STAMP)
-	@if [ -f bench/run.py ]; then $(BIN)/python bench/run.py; else echo "bench not built yet"; fi
+	@$(MAKE) --no-print-directory bench-deps
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# The benchmark's tools and peers (docs/performance.md): wrk from Debian, matplotlib and
+# pyinstrument (the `bench` extra) in the venv, and the peers it compares against, installed into
+# bench/peers/ (git-ignored; none of their code is committed). A peer that cannot be installed is
+# skipped by the run, which says so. `make bench BENCH_ARGS="--write-docs"` refreshes the docs.
+BENCH_ARGS ?=
+BENCH_NPM := express@5.3.0 express-session@1.19.0 connect-mongo@6.0.0 mongodb@7.9.0
+BENCH_PIP := Flask==3.1.3 Flask-Session==0.8.0 pymongo==4.20.1 gunicorn==27.0.1
+BENCH_STAMP := $(VENV)/.bench-installed
+
+.PHONY: bench-deps
+bench-deps: $(STAMP)
+	@command -v wrk >/dev/null || apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }
+	@if [ ! -f $(BENCH_STAMP) ] || [ pyproject.toml -nt $(BENCH_STAMP) ]; then \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]' \
+		&& touch $(BENCH_STAMP); fi
+	@if ! command -v npm >/dev/null; then echo "bench-deps: no npm: the express peer is skipped"; \
+	elif [ "$$(cat bench/peers/node/.versions 2>/dev/null)" != "$(BENCH_NPM)" ]; then \
+		mkdir -p bench/peers/node \
+		&& npm install --prefix bench/peers/node --no-audit --no-fund --silent $(BENCH_NPM) \
+		&& echo "$(BENCH_NPM)" > bench/peers/node/.versions \
+		|| echo "bench-deps: npm install failed: the express peer is skipped"; fi
+	@if [ "$$(cat bench/peers/venv/.versions 2>/dev/null)" != "$(BENCH_PIP)" ]; then \
+		rm -rf bench/peers/venv && $(PYTHON) -m venv bench/peers/venv \
+		&& bench/peers/venv/bin/python -m pip install --quiet --disable-pip-version-check \
+			$(BENCH_PIP) \
+		&& echo "$(BENCH_PIP)" > bench/peers/venv/.versions \
+		|| echo "bench-deps: pip install failed: the Flask peer is skipped"; fi
 
 clean:
 	-@$(MAKE) --no-print-directory mongo-down
