@@ -369,7 +369,8 @@ async def test_no_rotation_before_ttl(app: Server, clock: Clock) -> None:
     cookie = await new_session(app)
     clock.advance(4.9)
     response = await app.fetch("/count", cookie=cookie)
-    assert response.cookie_value() == cookie
+    assert response.text == "2"
+    assert response.set_cookies == []  # same token: nothing to send
 
 
 async def test_concurrent_requests_on_aged_token_rotate_exactly_once(
@@ -590,32 +591,56 @@ async def test_dead_session_document_is_never_loaded(
     assert doc_of(sync_db, cookie) is None
 
 
+@pytest.mark.parametrize("rotator", ["interval", "never"])
 async def test_touch_interval_pushes_expiry_of_unchanged_session(
-    store: MongoSessionStore, clock: Clock, sync_db: Any, command_log: Any
+    store: MongoSessionStore, clock: Clock, sync_db: Any, command_log: Any, rotator: str
 ) -> None:
     async with serve(
         ROUTES,
         session_store=store,
         session_clock=clock,
         session_settings=settings(token_ttl=3600),
+        session_rotator=IntervalRotator(every=3600) if rotator == "interval" else NeverRotator(),
     ) as app:
-        await touch_scenario(app, clock, sync_db, command_log)
+        cookie = await new_session(app)
+        before = doc_of(sync_db, cookie)["expires_at"]  # type: ignore[index]
+        clock.advance(30)
+        command_log.clear()
+        assert (await app.fetch("/read", cookie=cookie)).set_cookies == []
+        assert command_log.names() == ["find"]
+        clock.advance(31)
+        command_log.clear()
+        response = await app.fetch("/read", cookie=cookie)
+        assert command_log.names() == ["find", "update"]
+        assert doc_of(sync_db, cookie)["expires_at"] > before  # type: ignore[index]
+        if rotator == "never":
+            # No newer token can exist: the same cookie is resent to renew its Max-Age.
+            assert response.cookie_value() == cookie
+            assert "Max-Age=7200" in response.set_cookies[0]
+        else:
+            # A newer token may exist (a concurrent rotation): never resend an older one. The
+            # Max-Age is renewed at each rotation instead.
+            assert response.set_cookies == []
 
 
-async def touch_scenario(app: Server, clock: Clock, sync_db: Any, command_log: Any) -> None:
+async def test_losers_of_a_rotation_race_send_no_cookie(
+    app: Server, clock: Clock, sync_db: Any
+) -> None:
     cookie = await new_session(app)
-    before = doc_of(sync_db, cookie)["expires_at"]  # type: ignore[index]
-    clock.advance(30)
-    command_log.clear()
-    await app.fetch("/read", cookie=cookie)
-    assert command_log.names() == ["find"]
-    clock.advance(31)
-    command_log.clear()
-    response = await app.fetch("/read", cookie=cookie)
-    assert command_log.names() == ["find", "update"]
-    assert doc_of(sync_db, cookie)["expires_at"] > before  # type: ignore[index]
-    assert response.cookie_value() == cookie  # same token, Max-Age renewed
-    assert "Max-Age=7200" in response.set_cookies[0]
+    clock.advance(6)
+    responses = await app.gather(
+        *(app.fetch(f"/set?k=k{i}&v={i}", cookie=cookie) for i in range(20))
+    )
+    assert [r.code for r in responses] == [200] * 20
+    # Exactly one response carries a cookie, the rotated one: a browser that keeps the last
+    # Set-Cookie it saw can never be taken back to the older token.
+    issued = [r.cookie_value() for r in responses if r.set_cookies]
+    assert len(issued) == 1
+    assert issued[0] != cookie
+    doc = doc_of(sync_db, cookie)
+    assert doc is not None
+    assert doc["data"] == {"n": 1, **{f"k{i}": str(i) for i in range(20)}}
+    assert len(doc["tokens"]) == 2
 
 
 async def test_browser_session_cookie(store: MongoSessionStore) -> None:
@@ -788,7 +813,8 @@ async def test_after_response_touch_renews_cookie_before_response(
         ROUTES,
         session_store=store,
         session_clock=clock,
-        session_settings=settings(write_mode="after_response", token_ttl=3600),
+        session_settings=settings(write_mode="after_response"),
+        session_rotator=NeverRotator(),
     ) as app:
         cookie = await new_session(app)
         before = doc_of(sync_db, cookie)["expires_at"]  # type: ignore[index]

@@ -53,7 +53,9 @@ class _Plan:
 
     ``request`` is the one store save (``None``: nothing to store), ``retire`` a record that
     regenerate/invalidate replaced (deleted after the save). ``keep_cookie``: the client's
-    cookie, to renew its Max-Age when the save itself waits for ``on_finish``.
+    cookie, resent to renew its Max-Age when the expiry is pushed without a new token (only
+    with a rotator that never rotates: otherwise a newer token may exist and must not be
+    clobbered; the Max-Age is renewed at each rotation instead).
     """
 
     now: datetime
@@ -263,6 +265,7 @@ class SessionMixin(_Base):
                 self._session_deferred = plan
                 if plan.keep_cookie is not None:
                     self._set_session_cookie(plan.keep_cookie, plan.expires_at, plan.now)
+                    plan.keep_cookie = None
         return super().finish(chunk)
 
     def on_finish(self) -> None:
@@ -387,8 +390,13 @@ class SessionMixin(_Base):
             # A cookie-held session's data is the cookie: it can only travel in the response.
             must_precede_response=rotate or record.origin == "cookie",
         )
-        if can_set_cookie and config.settings.persistent_cookie and self._session_cookie_in:
-            plan.keep_cookie = self._session_cookie_in  # renew Max-Age if the save waits
+        if (
+            not rotator.rotates
+            and can_set_cookie
+            and config.settings.persistent_cookie
+            and self._session_cookie_in
+        ):
+            plan.keep_cookie = self._session_cookie_in
         return plan
 
     async def _execute_plan(self, plan: _Plan) -> None:
@@ -398,8 +406,9 @@ class SessionMixin(_Base):
         request = plan.request
         if request is not None:
             result = await store.save(request)
-            if result.cookie_value is not None and not self._headers_written:
-                self._set_session_cookie(result.cookie_value, plan.expires_at, plan.now)
+            cookie = result.cookie_value or plan.keep_cookie
+            if cookie is not None and not self._headers_written:
+                self._set_session_cookie(cookie, plan.expires_at, plan.now)
             if session is not None:
                 if request.loaded is None:
                     session.created_at = session.rotated_at = plan.now

@@ -17,6 +17,9 @@ class TokenRotator(abc.ABC):
     """
 
     keep: int
+    rotates: bool = True
+    """False for a policy that never replaces a token: the mixin may then resend the client's
+    own cookie to renew its Max-Age, since no newer token can exist for it to clobber."""
 
     @abc.abstractmethod
     def should_rotate(self, *, rotated_at: datetime, now: datetime) -> bool:
@@ -51,6 +54,8 @@ class NeverRotator(TokenRotator):
 
     ``session.regenerate()`` still issues a new id and token.
     """
+
+    rotates = False
 
     def __init__(self) -> None:
         self.keep = 1

@@ -129,12 +129,11 @@ class DocumentStore(abc.ABC):
             fields["expires_at"] = request.expires_at
             fields["accessed_at"] = request.accessed_at or request.now
         removed = [f"data.{k}" for k in request.removed]
-        current = encode_cookie(loaded.id, loaded.token) if loaded.token else None
         if request.new_token is None:
             if not fields and not removed:
                 return SaveResult(None, False, loaded.id)
             await self._update_document(loaded.id, None, fields, removed)
-            return SaveResult(current, False, loaded.id)
+            return SaveResult(None, False, loaded.id)
 
         kept = max(1, request.tokens_kept)
         rotation = {
@@ -150,5 +149,4 @@ class DocumentStore(abc.ABC):
         # only data, if any, remains to be written.
         if request.changed or request.removed:
             await self._update_document(loaded.id, None, fields, removed)
-            return SaveResult(current, False, loaded.id)
         return SaveResult(None, False, loaded.id)

@@ -74,8 +74,14 @@ class SaveRequest:
 
 @dataclass
 class SaveResult:
-    """What a save did: the cookie value to send (``None``: leave the client's cookie alone),
-    whether the token was rotated, and the session id now in use."""
+    """What a save did: the new cookie value to send, whether the token was rotated, and the
+    session id now in use.
+
+    ``cookie_value`` is ``None`` when the client's cookie still opens the session unchanged. A
+    server-side store must not answer a save that did not change the token with the client's own
+    (possibly older) token: under concurrency that response can arrive after the one that
+    carried a rotated token and take the browser back to a token that is about to be evicted.
+    """
 
     cookie_value: str | None
     rotated: bool = False
