@@ -218,3 +218,18 @@ async def test_app_recovers_when_the_server_returns(
             await asyncio.sleep(0.1)
         assert back.code == 200
         assert back.text == "2"  # the acknowledged write before the outage survived
+
+
+async def test_index_refused_for_any_reason_is_one_warning_and_sessions_work(
+    store: MongoSessionStore, sync_db: Any, caplog: pytest.LogCaptureFixture, command_log: Any
+) -> None:
+    # An index someone made by hand under the name the store uses, on another key: MongoDB
+    # refuses the TTL index as a conflict (FerretDB refuses it as NotImplemented before that).
+    sync_db.sessions.create_index("created_at", name="expires_at_ttl")
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            cookie, _session_id = await insert(store, {"a": 1})
+            assert await store.load(cookie, now=utc_now()) is not None
+    warnings = [r for r in caplog.records if "TTL index" in r.getMessage()]
+    assert len(warnings) == 1
+    assert command_log.count("createIndexes") == 1

@@ -41,9 +41,6 @@ log = logging.getLogger("tornado_mongo_session.mongo")
 
 _T = TypeVar("_T")
 _UNAVAILABLE = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
-# Server error codes meaning "this server cannot make that index": NotImplemented (FerretDB),
-# CommandNotSupported, Unauthorized.
-_INDEX_UNSUPPORTED = {238, 115, 13}
 
 
 class MongoSessionStore(DocumentStore):
@@ -101,9 +98,11 @@ class MongoSessionStore(DocumentStore):
     async def ensure_indexes(self) -> None:
         """Create the TTL index on ``expires_at``, where the server allows; idempotent.
 
-        A server that cannot make TTL indexes (FerretDB answers NotImplemented) or a user without
-        the privilege gets one warning in the log; sessions keep working, since every read
-        filters on ``expires_at``: call :meth:`purge_expired` now and then to reclaim space.
+        Any refusal by the server (FerretDB answers NotImplemented; a user without the privilege
+        gets Unauthorized; an index already on ``expires_at`` with other options conflicts) is
+        one warning in the log and is not retried; sessions keep working, since every read
+        checks ``expires_at``: call :meth:`purge_expired` now and then to reclaim space. Raises
+        :class:`SessionStoreUnavailable` when the server can't be reached.
         """
         if self._indexes_done:
             return
@@ -117,8 +116,9 @@ class MongoSessionStore(DocumentStore):
                     "expires_at", expireAfterSeconds=0, name="expires_at_ttl"
                 )
             except OperationFailure as exc:
-                if exc.code not in _INDEX_UNSUPPORTED:
-                    raise SessionStoreError(f"creating the TTL index failed: {exc}") from exc
+                # Whatever the refusal (NotImplemented on FerretDB, Unauthorized without the
+                # privilege, a conflicting index someone made by hand), sessions work without
+                # the index: say so once and never ask again.
                 log.warning(
                     "the server refused the TTL index on %s.expires_at (%s, code %s); expired "
                     "sessions are never loaded, but call purge_expired() to delete them",
