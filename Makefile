@@ -49,8 +49,22 @@ endef
 test: $(STAMP)
 	@$(call run_tests,-m "not stress")
 
+# Every test, the stress ones (tests/stress, tests/fuzz) and the stress fuzzing profile included;
+# then docs/reliability.md from what they measured (.cache/reliability/results.jsonl), written
+# even when a test failed, so the page shows the failure.
+RELIABILITY_RESULTS := .cache/reliability/results.jsonl
+
 test-stress: $(STAMP)
-	@$(call run_tests,)
+	@rm -f $(RELIABILITY_RESULTS)
+	@url="$$($(MONGO) up | tail -n 1)"; \
+	echo "MongoDB for tests: $$url"; \
+	status=0; \
+	TORNADO_SESSION_TEST_MONGODB_URL="$$url" TORNADO_SESSION_TEST_FUZZ=stress \
+		$(BIN)/coverage run -m pytest $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/coverage report || status=$$?; \
+	$(BIN)/python scripts/reliability_report.py --results $(RELIABILITY_RESULTS) --check \
+		|| status=$$?; \
+	exit $$status
 
 lint: $(STAMP) $(ACTIONLINT_STAMP)
 	$(BIN)/ruff check .
