@@ -40,18 +40,7 @@ VALUE_CHARS = re.compile(r"c1\.[0-9]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}")
 
 def new_request(data: dict[str, Any], now: datetime | None = None) -> SaveRequest:
     now = now or utc_now()
-    return SaveRequest(
-        session_id=new_session_id(),
-        loaded=None,
-        data=data,
-        changed=data,
-        removed=[],
-        now=now,
-        created_at=now,
-        new_token=new_token(),
-        expires_at=now + timedelta(hours=2),
-        accessed_at=now,
-    )
+    return SaveRequest.new_session(data, now=now, expires_at=now + timedelta(hours=2))
 
 
 async def seal(store: CookieSessionStore, data: dict[str, Any], now: datetime) -> str:

@@ -44,17 +44,8 @@ def token_of(cookie: str | None) -> str:
 def insert_request(
     data: dict[str, Any], now: datetime, session_id: str | None = None
 ) -> SaveRequest:
-    return SaveRequest(
-        session_id=session_id or new_session_id(),
-        loaded=None,
-        data=data,
-        changed=data,
-        removed=[],
-        now=now,
-        created_at=now,
-        new_token=new_token(),
-        expires_at=now + timedelta(hours=2),
-        accessed_at=now,
+    return SaveRequest.new_session(
+        data, now=now, expires_at=now + timedelta(hours=2), session_id=session_id
     )
 
 

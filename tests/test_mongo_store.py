@@ -22,7 +22,7 @@ from tornado_mongo_session import (
     SessionStoreUnavailable,
 )
 from tornado_mongo_session.mixin import utc_now
-from tornado_mongo_session.tokens import encode_cookie, hash_token, new_session_id, new_token
+from tornado_mongo_session.tokens import encode_cookie, hash_token, new_token
 
 
 @pytest.fixture
@@ -33,23 +33,11 @@ def store(collection: Any) -> MongoSessionStore:
 async def insert(store: MongoSessionStore, data: dict[str, Any]) -> tuple[str, str]:
     """Insert a session through the store; return (cookie value, session id)."""
     now = utc_now()
-    session_id, token = new_session_id(), new_token()
-    result = await store.save(
-        SaveRequest(
-            session_id=session_id,
-            loaded=None,
-            data=data,
-            changed=data,
-            removed=[],
-            now=now,
-            created_at=now,
-            new_token=token,
-            expires_at=now + timedelta(hours=1),
-            accessed_at=now,
-        )
-    )
-    assert result.cookie_value == encode_cookie(session_id, token)
-    return result.cookie_value, session_id
+    request = SaveRequest.new_session(data, now=now, expires_at=now + timedelta(hours=1))
+    assert request.new_token is not None
+    result = await store.save(request)
+    assert result.cookie_value == encode_cookie(request.session_id, request.new_token)
+    return result.cookie_value, request.session_id
 
 
 def test_implements_the_protocol(store: MongoSessionStore) -> None:

@@ -333,18 +333,12 @@ class SessionMixin(_Base):
             if data and can_set_cookie:
                 self._check_size(session.changes()[2])
                 expires_at = config.deadline(now, now)
-                request = SaveRequest(
-                    session_id=session.id,
-                    loaded=None,
-                    data=data,
-                    changed=data,
-                    removed=[],
+                request = SaveRequest.new_session(
+                    data,
                     now=now,
-                    created_at=now,
-                    new_token=new_token(),
-                    tokens_kept=rotator.keep,
                     expires_at=expires_at,
-                    accessed_at=now,
+                    session_id=session.id,
+                    tokens_kept=rotator.keep,
                     promote=session.regenerated,
                 )
                 return _Plan(now, request, retire, clear_cookie=False, must_precede_response=True)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
+from tornado_mongo_session.tokens import new_session_id, new_token
+
 __all__ = ["SaveRequest", "SaveResult", "SessionRecord", "SessionStore", "utc_now"]
 
 
@@ -70,6 +72,38 @@ class SaveRequest:
     expires_at: datetime | None = None
     accessed_at: datetime | None = None
     promote: bool = False
+
+    @classmethod
+    def new_session(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        now: datetime,
+        expires_at: datetime,
+        session_id: str | None = None,
+        created_at: datetime | None = None,
+        tokens_kept: int = 3,
+        promote: bool = False,
+    ) -> SaveRequest:
+        """The request that inserts a new session holding ``data``, with a fresh token.
+
+        ``session_id`` defaults to a fresh one; ``created_at`` to ``now`` (a session moved from
+        one store to another keeps its own, so its absolute deadline still counts from there).
+        """
+        return cls(
+            session_id=session_id or new_session_id(),
+            loaded=None,
+            data=data,
+            changed=dict(data),
+            removed=[],
+            now=now,
+            created_at=created_at or now,
+            new_token=new_token(),
+            tokens_kept=tokens_kept,
+            expires_at=expires_at,
+            accessed_at=now,
+            promote=promote,
+        )
 
 
 @dataclass

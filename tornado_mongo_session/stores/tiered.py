@@ -23,7 +23,6 @@ from datetime import datetime
 from tornado_mongo_session.errors import SessionTooLarge
 from tornado_mongo_session.stores.base import SaveRequest, SaveResult, SessionRecord, SessionStore
 from tornado_mongo_session.stores.cookie import CookieSessionStore
-from tornado_mongo_session.tokens import new_session_id, new_token
 
 __all__ = ["TieredSessionStore"]
 
@@ -82,18 +81,12 @@ class TieredSessionStore:
             # Already a new session (new id, new token) from the mixin: insert it as it is.
             move = dataclasses.replace(request, promote=True)
         else:
-            move = SaveRequest(
-                session_id=new_session_id(),
-                loaded=None,
-                data=request.data,
-                changed=dict(request.data),
-                removed=[],
+            move = SaveRequest.new_session(
+                request.data,
                 now=request.now,
-                created_at=loaded.created_at,  # the absolute deadline still counts from here
-                new_token=request.new_token or new_token(),
-                tokens_kept=request.tokens_kept,
                 expires_at=request.expires_at or loaded.expires_at,
-                accessed_at=request.accessed_at or request.now,
+                created_at=loaded.created_at,  # the absolute deadline still counts from here
+                tokens_kept=request.tokens_kept,
                 promote=True,
             )
         result = await self.server.save(move)
