@@ -134,7 +134,16 @@ async def test_concurrent_requests_across_rotations_with_a_settable_clock(
 ) -> None:
     tally, doc, final = await waves_scenario(collection, sync_db)
     lost = tally.lost(doc)
-    ok = tally.logged_out == 0 and not lost and tally.max_tokens <= TOKENS_KEPT and final == 200
+    # Every request answered 200: a failed write acknowledges nothing, so without this check a
+    # run in which every write failed would lose nothing and pass.
+    answered = set(tally.codes) == {200}
+    ok = (
+        answered
+        and tally.logged_out == 0
+        and not lost
+        and tally.max_tokens <= TOKENS_KEPT
+        and final == 200
+    )
     record(
         f"{CONCURRENT} concurrent writes per wave, {WAVES} rotations, settable clock ({driver})",
         group="2",
@@ -153,6 +162,7 @@ async def test_concurrent_requests_across_rotations_with_a_settable_clock(
         },
         verdict=PASS if ok else FAIL,
     )
+    assert answered, tally.codes
     assert tally.logged_out == 0
     assert final == 200
     assert not lost
@@ -188,7 +198,8 @@ async def test_concurrent_requests_with_a_real_clock_and_tiny_token_ttl(
         finally:
             client.close()
     lost = tally.lost(doc)
-    ok = tally.logged_out == 0 and not lost and tally.max_tokens <= TOKENS_KEPT
+    answered = set(tally.codes) == {200}  # as above: failed writes would lose nothing
+    ok = answered and tally.logged_out == 0 and not lost and tally.max_tokens <= TOKENS_KEPT
     record(
         f"{CONCURRENT} concurrent writers, real clock, token_ttl={REAL_CLOCK_TTL:g} s ({driver})",
         group="2",
@@ -207,6 +218,7 @@ async def test_concurrent_requests_with_a_real_clock_and_tiny_token_ttl(
         },
         verdict=PASS if ok else FAIL,
     )
+    assert answered, tally.codes
     assert not lost
     assert tally.max_tokens <= TOKENS_KEPT
     assert tally.logged_out == 0
