@@ -34,8 +34,8 @@ from typing import Any
 import pydantic
 import pytest
 import tornado.web
-from conftest import CommandLog, close_async_client, make_async_client
 from helpers import Clock, serve
+from mongo_helpers import CommandLog, close_async_client, make_async_client
 from pymongo import ReadPreference, WriteConcern
 from pymongo.errors import OperationFailure, WTimeoutError
 
