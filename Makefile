@@ -80,13 +80,16 @@ $(ACTIONLINT_STAMP):
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Uses TORNADO_SESSION_MONGODB_URL when set; otherwise the server of mongo-up.
+# Uses TORNADO_SESSION_MONGODB_URL when set; otherwise the server of mongo-up. DEMO names the
+# example to run (examples/$(DEMO).py): `make demo DEMO=json_api`; DEMO_PORT its port (8888).
+DEMO ?= app
+
 demo: $(STAMP)
 	@if [ -z "$${TORNADO_SESSION_MONGODB_URL:-}" ]; then \
 		TORNADO_SESSION_MONGODB_URL="$$($(MONGO) up | tail -n 1)"; fi; \
 	export TORNADO_SESSION_MONGODB_URL; \
 	echo "MongoDB for the demo: $$TORNADO_SESSION_MONGODB_URL"; \
-	$(BIN)/python examples/app.py
+	$(BIN)/python examples/$(DEMO).py
 
 bench: $(STAMP)
 	@$(MAKE) --no-print-directory bench-deps
