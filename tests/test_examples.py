@@ -1,15 +1,20 @@
-"""The examples in examples/, driven through real HTTP as their users would: the demo page like
-a browser (counter, rotation, login, regenerate, logout), the JSON API like a client with a
-cookie jar. Raw Set-Cookie headers and raw documents are checked, not only the pages."""
+"""The examples, driven through real HTTP as their users would: README's example run as written
+in a process of its own, the demo page (examples/app.py) like a browser (counter, rotation,
+login, regenerate, logout), the JSON API (examples/json_api.py) like a client with a cookie jar.
+Raw Set-Cookie headers and raw documents are checked, not only the pages."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import socket
+import subprocess
 import sys
+import time
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,7 +26,8 @@ from mongo_helpers import doc_of
 
 from tornado_mongo_session import MongoSessionStore, SessionSettings
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
 
 
 def load_example(name: str) -> ModuleType:
@@ -96,6 +102,79 @@ def row(page: str, name: str) -> str:
     found = re.search(rf"<th>{re.escape(name)}</th><td>(.*?)</td>", page)
     assert found is not None, f"no row {name!r} in {page}"
     return text_of(found.group(1)).strip()
+
+
+# -- README's example --------------------------------------------------------------------------
+
+
+def readme_example() -> str:
+    """The Python block between README's example markers (docs/quickstart.md includes it)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(
+        r"<!-- --8<-- \[start:example\] -->\n```python\n(.*?)```\n<!-- --8<-- \[end:example\] -->",
+        readme,
+        re.DOTALL,
+    )
+    assert found is not None, "README.md lost its example markers"
+    return found.group(1)
+
+
+@pytest.fixture
+def readme_app(mongo_url: str, db_name: str, tmp_path: Path) -> Iterator[int]:
+    """README's example running in a process of its own, on a free port (returned)."""
+    code = readme_example()
+    assert code.count("8888") == 1  # the one thing changed: a free port instead of 8888
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (tmp_path / "app.py").write_text(code.replace("8888", str(port)), encoding="utf-8")
+    env = {
+        **os.environ,
+        "TORNADO_SESSION_MONGODB_URL": mongo_url,
+        "TORNADO_SESSION_DATABASE": db_name,
+    }
+    log = tmp_path / "app.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=tmp_path, env=env, stdout=output, stderr=output
+        )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"no answer on {port}:\n{log.read_text()}"
+                time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_readme_example_runs_as_written(readme_app: int, sync_db: Any) -> None:
+    server = Server(tornado.web.Application(), readme_app)
+    try:
+        browser = Browser(server)
+        response = await browser.request("/")
+        assert json.loads(response.body) == {"visits": 1, "user": None}
+        assert json.loads((await browser.request("/")).body) == {"visits": 2, "user": None}
+        anonymous = browser.session_id
+
+        form = await browser.request("/login")  # a browser can try it: a GET form
+        assert '<input name="name">' in form.text
+        response = await browser.request("/login", {"name": "ada"})
+        assert response.code == 302
+        assert browser.session_id != anonymous
+        assert json.loads((await browser.request("/")).body) == {"visits": 3, "user": "ada"}
+        assert sync_db.sessions.find_one({"_id": anonymous}) is None
+        doc = doc_of(sync_db, browser.jar["session"])
+        assert doc is not None
+        assert doc["data"] == {"visits": 3, "user": "ada"}
+    finally:
+        server.client.close()
 
 
 # -- the demo -------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 For handlers written against AsyncMongo-Sessions: replace its import with this module's, drop
 ``@tornado.web.asynchronous`` (Tornado 6 removed it) and set a ``session_store`` in the
-Application settings::
+Application settings:
+
+.. code-block:: python
 
     from tornado_mongo_session.compat import asyncmongosession, legacy_settings
 
