@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -119,39 +120,59 @@ def readme_example() -> str:
     return found.group(1)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+class Program:
+    """An example run as its user runs it: a process of its own, listening on ``port``."""
+
+    def __init__(self, script: Path, *, port: int, env: dict[str, str], log: Path) -> None:
+        self.port = port
+        self.log = log
+        with log.open("wb") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, str(script)],
+                cwd=script.parent,
+                env={**os.environ, **env, "DEMO_PORT": str(port)},
+                stdout=output,
+                stderr=output,
+            )
+        deadline = time.monotonic() + 15
+        while True:
+            assert self.process.poll() is None, self.output()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                assert time.monotonic() < deadline, f"no answer on {port}:\n{self.output()}"
+                time.sleep(0.05)
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(10)
+
+
 @pytest.fixture
 def readme_app(mongo_url: str, db_name: str, tmp_path: Path) -> Iterator[int]:
     """README's example running in a process of its own, on a free port (returned)."""
     code = readme_example()
     assert code.count("8888") == 1  # the one thing changed: a free port instead of 8888
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     (tmp_path / "app.py").write_text(code.replace("8888", str(port)), encoding="utf-8")
-    env = {
-        **os.environ,
-        "TORNADO_SESSION_MONGODB_URL": mongo_url,
-        "TORNADO_SESSION_DATABASE": db_name,
-    }
-    log = tmp_path / "app.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=tmp_path, env=env, stdout=output, stderr=output
-        )
+    env = {"TORNADO_SESSION_MONGODB_URL": mongo_url, "TORNADO_SESSION_DATABASE": db_name}
+    program = Program(tmp_path / "app.py", port=port, env=env, log=tmp_path / "app.log")
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, f"no answer on {port}:\n{log.read_text()}"
-                time.sleep(0.05)
         yield port
     finally:
-        process.terminate()
-        process.wait(10)
+        program.stop()
 
 
 async def test_readme_example_runs_as_written(readme_app: int, sync_db: Any) -> None:
@@ -175,6 +196,19 @@ async def test_readme_example_runs_as_written(readme_app: int, sync_db: Any) -> 
         assert doc["data"] == {"visits": 3, "user": "ada"}
     finally:
         server.client.close()
+
+
+@pytest.mark.parametrize("name", ["app", "json_api"])
+def test_examples_stop_quietly_on_ctrl_c(
+    name: str, mongo_url: str, db_name: str, tmp_path: Path
+) -> None:
+    env = {"TORNADO_SESSION_MONGODB_URL": mongo_url, "TORNADO_SESSION_DATABASE": db_name}
+    program = Program(EXAMPLES / f"{name}.py", port=free_port(), env=env, log=tmp_path / "log")
+    assert program.stop(signal.SIGINT) == 0, program.output()
+    output = program.output()
+    assert "Ctrl-C stops it" in output
+    assert "Traceback" not in output
+    assert output.rstrip().endswith("stopped")
 
 
 # -- the demo -------------------------------------------------------------------------------
