@@ -73,6 +73,26 @@ class Logout(tornado.web.RequestHandler):
         self.write("bye")
 
 
+class Mapping(tornado.web.RequestHandler):
+    """The rest of the dict protocol through the wrapper, and the wrapped Session."""
+
+    @asyncmongosession
+    def get(self) -> None:
+        session: Any = self.session  # type: ignore[attr-defined]
+        session["drop"] = 1
+        del session["drop"]
+        self.write(
+            {
+                "keys": sorted(session),
+                "len": len(session),
+                "has_test": "test" in session,
+                "wrapped": type(session.session).__name__,
+                "repr": repr(session).startswith("<LegacySession of <Session id=…"),
+                "private": hasattr(session, "_snapshot"),
+            }
+        )
+
+
 class Hooks(tornado.web.RequestHandler):
     """A handler with its own prepare() and finish(): each must still run exactly once."""
 
@@ -112,6 +132,7 @@ ROUTES = [
     ("/read", Read),
     ("/login", Login),
     ("/logout", Logout),
+    ("/mapping", Mapping),
     ("/hooks", Hooks),
     ("/plain", Plain),
     ("/modern", Modern),
@@ -152,6 +173,20 @@ async def test_count_and_persist(app: Server, sync_db: Any, command_log: Any) ->
         "new": False,
         "legacy": True,
     }
+
+
+async def test_the_dict_protocol(app: Server, sync_db: Any) -> None:
+    cookie = (await app.fetch("/")).cookie_value()
+    response = await app.fetch("/mapping", cookie=cookie)
+    assert tornado.escape.json_decode(response.body) == {
+        "keys": ["test"],
+        "len": 1,
+        "has_test": True,
+        "wrapped": "Session",
+        "repr": True,
+        "private": False,  # private names of the session are not reached through the wrapper
+    }
+    assert doc_of(sync_db, cookie)["data"] == {"test": 0}  # type: ignore[index]
 
 
 async def test_untouched_and_undecorated_requests_cost_nothing(
