@@ -101,6 +101,23 @@ def mongo_url() -> str:
         pytest.fail(str(exc), pytrace=False)
 
 
+def lacks_atomic_updates(client: pymongo.MongoClient[Any]) -> str | None:
+    """Why the server cannot apply concurrent updates of one document atomically, or None.
+
+    FerretDB 1.x (``buildInfo.ferretdbVersion``, or ``ferretdb.version`` starting with v1)
+    applies an update as read, modify, write back: across processes, the library's deltas and
+    its rotation compare-and-set are not exact there.
+    """
+    info = client.admin.command("buildInfo")
+    ferretdb = info.get("ferretdb")
+    version = info.get("ferretdbVersion") or (
+        ferretdb.get("version") if isinstance(ferretdb, dict) else None
+    )
+    if isinstance(version, str) and version.lstrip("v").startswith("1."):
+        return f"FerretDB {version} has no atomic single-document updates"
+    return None
+
+
 @pytest.fixture(scope="session")
 def sync_client(mongo_url: str) -> Iterator[pymongo.MongoClient[Mapping[str, Any]]]:
     """One synchronous client for the whole run (raw reads, dropping test databases)."""
