@@ -7,10 +7,11 @@ several Tornado processes or hosts do in production::
         --token-ttl SECONDS --tokens-kept N
 
 It listens on a free 127.0.0.1 port, prints ``port <n>`` on stdout, and serves until SIGTERM.
-Routes: ``POST /w?k=&v=`` sets one key and answers ``{id, loaded}``; ``GET /r`` answers
-``{id, loaded, data}``; ``POST /clock?at=<epoch seconds>`` freezes its ``session_clock`` there
-(``/clock`` without ``at``: the real clock again), so that several processes can agree that a
-token has aged without sleeping. The rotator is the default one (``IntervalRotator``).
+Routes: the stress tests' ``POST /w?k=&v=`` (sets one key, answers ``{id, loaded}``) and
+``GET /r`` (answers ``{id, loaded, data}``); ``POST /clock?at=<epoch seconds>`` freezes its
+``session_clock`` there (``/clock`` without ``at``: the real clock again), so that several
+processes can agree that a token has aged without sleeping. The rotator is the default one
+(``IntervalRotator``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import pymongo
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
+from stress.stress_support import ROUTES  # tests/ is sys.path[0]: this script's folder
 
-from tornado_mongo_session import MongoSessionStore, SessionMixin, SessionSettings
+from tornado_mongo_session import MongoSessionStore, SessionSettings
 
 
 class SettableClock:
@@ -37,20 +39,6 @@ class SettableClock:
 
     def __call__(self) -> datetime:
         return self.frozen or datetime.now(timezone.utc)
-
-
-class Write(SessionMixin, tornado.web.RequestHandler):
-    async def post(self) -> None:
-        loaded = not self.session.is_new
-        self.session[self.get_argument("k")] = self.get_argument("v")
-        self.write({"id": self.session.id, "loaded": loaded})
-
-
-class Read(SessionMixin, tornado.web.RequestHandler):
-    async def get(self) -> None:
-        self.write(
-            {"id": self.session.id, "loaded": not self.session.is_new, "data": dict(self.session)}
-        )
 
 
 class Clock(tornado.web.RequestHandler):
@@ -75,7 +63,7 @@ async def serve(args: argparse.Namespace) -> None:
         cookie_secure=False, token_ttl=args.token_ttl, tokens_kept=args.tokens_kept
     )
     app = tornado.web.Application(
-        [("/w", Write), ("/r", Read), ("/clock", Clock)],
+        [*ROUTES, ("/clock", Clock)],
         session_store=MongoSessionStore(client[args.db]["sessions"]),
         session_settings=settings,
         session_clock=SettableClock(),

@@ -139,19 +139,13 @@ async def new_session(apps: Apps, jar: Jar | None = None) -> tuple[str, str]:
     return cookie, session_id_of(cookie)
 
 
-def raw_document(sync_client: pymongo.MongoClient[Any], apps: Apps, sid: str) -> dict[str, Any]:
-    doc: dict[str, Any] | None = sync_client[apps.db]["sessions"].find_one({"_id": sid})
-    assert doc is not None
-    return doc
-
-
-async def test_one_aged_token_rotates_exactly_once_across_processes(
-    apps: Apps, sync_client: pymongo.MongoClient[Any]
-) -> None:
+async def burst(apps: Apps, *, rotation_due: bool) -> tuple[str, list[Outcome]]:
+    """A new session, then CONCURRENT writes of keys k0… with its first cookie, spread over the
+    processes, with their clocks frozen where the token has aged (``rotation_due``) or not."""
     start = time.time()
     await apps.set_clock(start)
     cookie, sid = await new_session(apps)
-    await apps.set_clock(start + TOKEN_TTL + 1)  # the token has aged: every request may rotate
+    await apps.set_clock(start + (TOKEN_TTL + 1 if rotation_due else TOKEN_TTL / 10))
     try:
         outcomes = await asyncio.gather(
             *(
@@ -161,7 +155,19 @@ async def test_one_aged_token_rotates_exactly_once_across_processes(
         )
     finally:
         await apps.set_clock(None)
+    return sid, list(outcomes)
 
+
+def raw_document(sync_client: pymongo.MongoClient[Any], apps: Apps, sid: str) -> dict[str, Any]:
+    doc: dict[str, Any] | None = sync_client[apps.db]["sessions"].find_one({"_id": sid})
+    assert doc is not None
+    return doc
+
+
+async def test_one_aged_token_rotates_exactly_once_across_processes(
+    apps: Apps, sync_client: pymongo.MongoClient[Any]
+) -> None:
+    sid, outcomes = await burst(apps, rotation_due=True)
     assert [o.code for o in outcomes] == [200] * CONCURRENT
     assert all(o.json() == {"id": sid, "loaded": True} for o in outcomes)
     assert not [o for o in outcomes if cleared(o)]
@@ -181,20 +187,7 @@ async def test_one_aged_token_rotates_exactly_once_across_processes(
 async def test_concurrent_writes_of_different_keys_across_processes_all_survive(
     apps: Apps, sync_client: pymongo.MongoClient[Any], rotation_due: bool
 ) -> None:
-    start = time.time()
-    await apps.set_clock(start)
-    cookie, sid = await new_session(apps)
-    await apps.set_clock(start + (TOKEN_TTL + 1 if rotation_due else TOKEN_TTL / 10))
-    try:
-        outcomes = await asyncio.gather(
-            *(
-                apps.client(i).fetch(f"/w?k=k{i}&v={i}", cookie=cookie, method="POST")
-                for i in range(CONCURRENT)
-            )
-        )
-    finally:
-        await apps.set_clock(None)
-
+    sid, outcomes = await burst(apps, rotation_due=rotation_due)
     assert [o.code for o in outcomes] == [200] * CONCURRENT
     data = raw_document(sync_client, apps, sid)["data"]
     lost = [i for i in range(CONCURRENT) if data.get(f"k{i}") != str(i)]
