@@ -22,6 +22,7 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ PG_BIN = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
 PG_CONFIG = PG_BIN / "pg_config"
 VENDOR_ENV = "TORNADO_SESSION_TEST_VENDOR_DIR"
 DEFAULT_VENDOR_DIR = "../shared/vendor"
-# Installs into /usr/lib/postgresql are machine-wide: one at a time, whichever checkout asks.
+# apt-get and installs into /usr/lib/postgresql are machine-wide: one at a time, whichever
+# checkout asks.
 SYSTEM_LOCK = Path(tempfile.gettempdir()) / "tornado-mongo-session-pg-extensions.lock"
 BUILD_TIMEOUT = 900.0
 
@@ -125,14 +127,14 @@ def missing_packages(packages: tuple[str, ...] = APT_PACKAGES) -> list[str]:
     """The Debian packages among ``packages`` that are not installed."""
     if shutil.which("dpkg-query") is None:
         raise MissingPrerequisite("not a Debian system (no dpkg-query): PostgreSQL 15 from apt")
-    try:
-        out = run(
-            ["dpkg-query", "-W", "-f=${Package} ${Status}\\n", *packages],
-            "dpkg-query",
-            timeout=60,
-        )
-    except ServerError as exc:  # exit 1 when some package is unknown: its lines are missing
-        out = str(exc)
+    # Exit 1 when some package is unknown to dpkg: the others' lines are still on stdout.
+    out = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Package} ${Status}\\n", *packages],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    ).stdout
     installed = {
         line.split()[0] for line in out.splitlines() if line.endswith("install ok installed")
     }
@@ -311,9 +313,9 @@ def ensure_installed(
 ) -> None:
     """Everything FerretDB v2.5.0 needs of PostgreSQL, installed; MissingPrerequisite naming
     what is missing and why it can't be had."""
-    with phase("apt", timings):
-        ensure_apt_packages()
     with file_lock(SYSTEM_LOCK):
+        with phase("apt", timings):
+            ensure_apt_packages()
         for ext in EXTENSIONS:
             with phase(f"{ext.name.split()[0]}-build", timings):
                 ensure_extension(ext, vendor, build_root, destdir, force)
