@@ -30,8 +30,9 @@ from typing import Any
 
 import pymongo
 import pytest
-from conftest import DRIVERS, lacks_atomic_updates
-from stress.stress_support import Jar, LoadClient, Outcome, session_id_of
+from helpers import session_id_of
+from mongo_helpers import DRIVERS, lacks_atomic_updates
+from stress.stress_support import Jar, LoadClient, Outcome
 
 from tornado_mongo_session.tokens import hash_token, parse_cookie
 

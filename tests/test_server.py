@@ -17,7 +17,12 @@ import pg_extensions
 import pymongo
 import pytest
 import server_kinds
-from conftest import CommandLog, close_async_client, lacks_atomic_updates, make_async_client
+from mongo_helpers import (
+    CommandLog,
+    close_async_client,
+    lacks_atomic_updates,
+    make_async_client,
+)
 from pymongo.database import Database
 from pymongo.errors import AutoReconnect, ServerSelectionTimeoutError
 

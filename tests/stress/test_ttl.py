@@ -14,10 +14,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import close_async_client, make_async_client
-from helpers import Clock, serve
+from helpers import Clock, serve, session_id_of
+from mongo_helpers import close_async_client, make_async_client
 from reliability_report import FAIL, PASS, record
-from stress_support import ROUTES, LoadClient, server_description, session_id_of
+from stress_support import ROUTES, LoadClient, server_description
 
 from tornado_mongo_session import MongoSessionStore, SessionSettings
 from tornado_mongo_session.mixin import utc_now
