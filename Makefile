@@ -124,6 +124,9 @@ dist: $(STAMP)
 bench: $(STAMP)
 	@$(MAKE) --no-print-directory bench-deps
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	@# What the store's write concern costs (issue 16; docs/deployment.md quotes it).
+	@mkdir -p bench/results
+	$(BIN)/python bench/write_concern.py --rounds 2 --json bench/results/write_concern.json
 
 # The benchmark's tools and peers (docs/performance.md): wrk from Debian, matplotlib and
 # pyinstrument (the `bench` extra) in the venv, and the peers it compares against, installed into
