@@ -15,7 +15,7 @@ import os
 import tornado.web
 
 from tornado_mongo_session import MongoSessionStore, SessionMixin, SessionSettings
-from tornado_mongo_session.mixin import utc_now
+from tornado_mongo_session.clock import utc_now
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>tornado_mongo_session demo</title></head>

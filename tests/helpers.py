@@ -15,7 +15,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from tornado_mongo_session.mixin import utc_now
+from tornado_mongo_session.clock import utc_now
 
 
 class Clock:

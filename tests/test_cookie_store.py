@@ -29,7 +29,7 @@ from tornado_mongo_session import (
     SessionMixin,
     SessionTooLarge,
 )
-from tornado_mongo_session.mixin import utc_now
+from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.tokens import new_session_id, new_token, parse_cookie
 
 UTC = timezone.utc

@@ -20,7 +20,7 @@ from tornado_mongo_session import (
     SessionRecord,
     SessionStoreError,
 )
-from tornado_mongo_session.mixin import utc_now
+from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.tokens import hash_token, new_session_id, new_token, parse_cookie
 
 UTC = timezone.utc

@@ -21,7 +21,7 @@ from tornado_mongo_session import (
     SessionStore,
     SessionStoreUnavailable,
 )
-from tornado_mongo_session.mixin import utc_now
+from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.tokens import encode_cookie, hash_token, new_token
 
 

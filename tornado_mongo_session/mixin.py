@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 import tornado.iostream
 import tornado.web
 
+from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.errors import (
     SessionConfigError,
     SessionDataError,
@@ -34,7 +35,7 @@ from tornado_mongo_session.errors import (
 from tornado_mongo_session.rotation import IntervalRotator, TokenRotator
 from tornado_mongo_session.session import Session
 from tornado_mongo_session.settings import SessionSettings
-from tornado_mongo_session.stores.base import SaveRequest, SessionRecord, SessionStore, utc_now
+from tornado_mongo_session.stores.base import SaveRequest, SessionRecord, SessionStore
 from tornado_mongo_session.tokens import new_token
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 else:
     _Base = object
 
-__all__ = ["SessionMixin", "utc_now"]
+__all__ = ["SessionMixin"]
 
 log = logging.getLogger("tornado_mongo_session")
 

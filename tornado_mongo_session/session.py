@@ -9,14 +9,30 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, MutableMapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-import bson
-from bson.errors import InvalidDocument
-
+from tornado_mongo_session._bson import encode
 from tornado_mongo_session.tokens import new_session_id
 
 __all__ = ["MAX_NESTING", "Session", "check_key", "encode_value"]
+
+MAX_NESTING = 90
+"""How deep a value may nest. MongoDB refuses documents nested more than 100 levels, and the
+session document adds its own levels above each value."""
+
+
+def _misread(key: object) -> str | None:
+    """Why MongoDB would misread ``key`` (as an operator or a path), or ``None`` if it would not.
+
+    The one rule for keys, top-level and nested alike.
+    """
+    if not isinstance(key, str):
+        return f"must be a str, not {type(key).__name__}"
+    if key.startswith("$"):
+        return "must not start with '$'"
+    if "." in key or "\x00" in key:
+        return "must not contain '.' or NUL"
+    return None
 
 
 def check_key(key: object) -> str:
@@ -25,24 +41,17 @@ def check_key(key: object) -> str:
     A key must be a non-empty ``str`` that does not start with ``$`` and contains neither ``.``
     nor NUL: MongoDB would read those as operators or paths.
     """
-    if not isinstance(key, str):
-        raise ValueError(f"session key {key!r} must be a str, not {type(key).__name__}")
-    if not key:
-        raise ValueError("session key '' must not be empty")
-    if key.startswith("$"):
-        raise ValueError(f"session key {key!r} must not start with '$'")
-    if "." in key or "\x00" in key:
-        raise ValueError(f"session key {key!r} must not contain '.' or NUL")
+    problem = _misread(key)
+    if problem is None and key == "":
+        problem = "must not be empty"
+    if problem is not None:
+        raise ValueError(f"session key {key!r} {problem}")
+    text = cast(str, key)
     try:
-        key.encode("utf-8")
+        text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValueError(f"session key {key!r} is not valid UTF-8 text") from exc
-    return key
-
-
-MAX_NESTING = 90
-"""How deep a value may nest. MongoDB refuses documents nested more than 100 levels, and the
-session document adds its own levels above each value."""
+    return text
 
 
 def _check_nested(key: str, value: Any, path: str, depth: int = 0) -> None:
@@ -52,15 +61,10 @@ def _check_nested(key: str, value: Any, path: str, depth: int = 0) -> None:
         )
     if isinstance(value, Mapping):
         for inner in value:
-            if (
-                not isinstance(inner, str)
-                or inner.startswith("$")
-                or "." in inner
-                or "\x00" in inner
-            ):
+            problem = _misread(inner)
+            if problem is not None:
                 raise ValueError(
-                    f"session key {key!r}: nested key {inner!r} at {path or 'top level'} must be "
-                    "a str without a leading '$', '.' or NUL"
+                    f"session key {key!r}: nested key {inner!r} at {path or 'top level'} {problem}"
                 )
             _check_nested(key, value[inner], f"{path}.{inner}" if path else inner, depth + 1)
     elif isinstance(value, (list, tuple)):
@@ -70,15 +74,7 @@ def _check_nested(key: str, value: Any, path: str, depth: int = 0) -> None:
 
 def _encode(key: str, value: Any) -> bytes:
     """The BSON bytes of ``{key: value}``; ``TypeError`` naming the key if BSON refuses it."""
-    try:
-        return bson.encode({key: value})
-    except (InvalidDocument, TypeError, OverflowError, ValueError, RecursionError) as exc:
-        # ValueError covers a native uuid.UUID (no representation chosen) and lone surrogates;
-        # RecursionError a value nested past what the encoder can walk.
-        raise TypeError(
-            f"session key {key!r}: value of type {type(value).__name__} cannot be stored "
-            f"(not BSON-encodable: {exc})"
-        ) from exc
+    return encode({key: value})
 
 
 def encode_value(key: str, value: Any) -> bytes:

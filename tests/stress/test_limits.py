@@ -39,7 +39,7 @@ from tornado_mongo_session import (
     SessionMixin,
     SessionSettings,
 )
-from tornado_mongo_session.mixin import utc_now
+from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.tokens import new_session_id, new_token
 
 pytestmark = [pytest.mark.stress, pytest.mark.timeout(300)]

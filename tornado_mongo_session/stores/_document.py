@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import abc
 import logging
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from tornado_mongo_session.clock import as_utc
 from tornado_mongo_session.errors import SessionStoreError
 from tornado_mongo_session.stores._locks import KeyedLocks
 from tornado_mongo_session.stores.base import SaveRequest, SaveResult, SessionRecord
@@ -20,13 +21,6 @@ from tornado_mongo_session.tokens import encode_cookie, hash_token, parse_cookie
 __all__ = ["DocumentStore"]
 
 log = logging.getLogger("tornado_mongo_session.stores")
-
-
-def _utc(value: datetime) -> datetime:
-    """Return ``value`` as an aware UTC datetime (drivers return naive UTC unless tz_aware)."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
 
 
 class DocumentStore(abc.ABC):
@@ -80,10 +74,10 @@ class DocumentStore(abc.ABC):
             record = SessionRecord(
                 id=session_id,
                 data=dict(doc.get("data") or {}),
-                created_at=_utc(doc["created_at"]),
-                accessed_at=_utc(doc["accessed_at"]),
-                rotated_at=_utc(doc["rotated_at"]),
-                expires_at=_utc(doc["expires_at"]),
+                created_at=as_utc(doc["created_at"]),
+                accessed_at=as_utc(doc["accessed_at"]),
+                rotated_at=as_utc(doc["rotated_at"]),
+                expires_at=as_utc(doc["expires_at"]),
                 token=token,
                 token_hashes=list(hashes),
                 origin=self.origin,

@@ -9,18 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from tornado_mongo_session.tokens import new_session_id, new_token
 
-__all__ = ["SaveRequest", "SaveResult", "SessionRecord", "SessionStore", "utc_now"]
-
-
-def utc_now() -> datetime:
-    """Return the current UTC time, cut to whole milliseconds (what BSON stores)."""
-    now = datetime.now(timezone.utc)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+__all__ = ["SaveRequest", "SaveResult", "SessionRecord", "SessionStore"]
 
 
 @dataclass

@@ -36,19 +36,14 @@ import logging
 import os
 import zlib
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-import bson
-from bson.codec_options import CodecOptions
-from bson.errors import BSONError, InvalidDocument
+from bson.errors import BSONError
 
-from tornado_mongo_session.errors import (
-    SessionConfigError,
-    SessionDataError,
-    SessionStoreError,
-    SessionTooLarge,
-)
+from tornado_mongo_session._bson import decode, encode_for_store
+from tornado_mongo_session.clock import as_utc
+from tornado_mongo_session.errors import SessionConfigError, SessionStoreError, SessionTooLarge
 from tornado_mongo_session.stores.base import SaveRequest, SaveResult, SessionRecord
 
 if TYPE_CHECKING:
@@ -74,9 +69,6 @@ _MAX_VERSION_CHARS = 9
 # Bound on what a (verified) body may inflate to: MongoDB's document limit.
 _MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 _PURPOSE = b"tornado_mongo_session/CookieSessionStore/c1/hmac-sha256"
-_CODEC: CodecOptions[dict[str, Any]] = CodecOptions(
-    document_class=dict, tz_aware=True, tzinfo=timezone.utc
-)
 
 
 def _b64encode(raw: bytes) -> str:
@@ -250,9 +242,7 @@ class CookieSessionStore:
         except (KeyError, TypeError, ValueError):
             log.warning("a validly signed session cookie has a malformed payload; ignored")
             return None
-        if now.tzinfo is None:
-            now = now.replace(tzinfo=timezone.utc)
-        if record.expires_at <= now:
+        if record.expires_at <= as_utc(now):
             return None
         return record
 
@@ -303,10 +293,7 @@ class CookieSessionStore:
         return _b64encode(hmac.new(key, message.encode("ascii"), hashlib.sha256).digest())
 
     def _seal(self, payload: dict[str, Any]) -> str:
-        try:
-            plain = bson.encode(payload, codec_options=_CODEC)
-        except (InvalidDocument, TypeError, ValueError, OverflowError) as exc:
-            raise SessionDataError(f"session data cannot be encoded into a cookie: {exc}") from exc
+        plain = encode_for_store(payload, data_key="d", what="cookie encoding")
         header = f"{_PREFIX}{self.key_version}."
         if self._ciphers:
             nonce = os.urandom(_NONCE_BYTES)
@@ -357,7 +344,7 @@ class CookieSessionStore:
             plain = self._unpack(body, f"{_PREFIX}{version_text}.".encode("ascii"))
             if plain is None:
                 return None
-            return bson.decode(plain, codec_options=_CODEC)
+            return decode(plain)
         except (ValueError, binascii.Error, zlib.error, BSONError, IndexError):
             log.warning("a validly signed session cookie could not be decoded; ignored")
             return None

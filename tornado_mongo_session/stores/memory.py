@@ -18,25 +18,19 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-import bson
-from bson.codec_options import CodecOptions
-from bson.errors import InvalidDocument
-
+from tornado_mongo_session._bson import decode, encode_for_store
+from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.errors import SessionDataError, SessionStoreError
 from tornado_mongo_session.stores._document import DocumentStore
-from tornado_mongo_session.stores.base import SessionRecord, utc_now
+from tornado_mongo_session.stores.base import SessionRecord
 
 __all__ = ["MemorySessionStore"]
 
 log = logging.getLogger("tornado_mongo_session.memory")
 
-# What a tz_aware PyMongo client returns (MongoSessionStore.from_settings builds one so).
-_CODEC: CodecOptions[dict[str, Any]] = CodecOptions(
-    document_class=dict, tz_aware=True, tzinfo=timezone.utc
-)
 _MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's document limit
 
 
@@ -75,7 +69,7 @@ class MemorySessionStore(DocumentStore):
         Does not count as use for eviction and ignores expiry.
         """
         raw = self._records.get(session_id)
-        return None if raw is None else bson.decode(raw, codec_options=_CODEC)
+        return None if raw is None else decode(raw)
 
     # -- the SessionStore protocol (load and save: DocumentStore) -----------------------------
 
@@ -90,7 +84,7 @@ class MemorySessionStore(DocumentStore):
         expired = [
             session_id
             for session_id, raw in self._records.items()
-            if bson.decode(raw, codec_options=_CODEC)["expires_at"] <= deadline
+            if decode(raw)["expires_at"] <= deadline
         ]
         for session_id in expired:
             del self._records[session_id]
@@ -103,7 +97,7 @@ class MemorySessionStore(DocumentStore):
         if raw is None:
             return None
         self._records.move_to_end(session_id)
-        return bson.decode(raw, codec_options=_CODEC)
+        return decode(raw)
 
     async def _insert_document(self, doc: dict[str, Any]) -> None:
         session_id = doc["_id"]
@@ -126,7 +120,7 @@ class MemorySessionStore(DocumentStore):
         raw = self._records.get(session_id)
         if raw is None:
             return False
-        doc = bson.decode(raw, codec_options=_CODEC)
+        doc = decode(raw)
         if rotated_at is not None and doc.get("rotated_at") != rotated_at:
             return False
         for path, value in fields.items():
@@ -143,10 +137,7 @@ class MemorySessionStore(DocumentStore):
 
     @staticmethod
     def _encode(doc: dict[str, Any], what: str) -> bytes:
-        try:
-            raw = bson.encode(doc, codec_options=_CODEC)
-        except (InvalidDocument, TypeError, ValueError, OverflowError) as exc:
-            raise SessionDataError(f"session data refused during {what}: {exc}") from exc
+        raw = encode_for_store(doc, data_key="data", what=what)
         if len(raw) > _MAX_DOCUMENT_BYTES:
             raise SessionDataError(
                 f"session data refused during {what}: the document is {len(raw)} bytes, over "

@@ -24,13 +24,14 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
+from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.errors import (
     SessionDataError,
     SessionStoreError,
     SessionStoreUnavailable,
 )
 from tornado_mongo_session.stores._document import DocumentStore
-from tornado_mongo_session.stores.base import SessionRecord, utc_now
+from tornado_mongo_session.stores.base import SessionRecord
 
 if TYPE_CHECKING:
     from tornado_mongo_session.settings import SessionSettings
