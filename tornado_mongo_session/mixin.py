@@ -35,8 +35,13 @@ from tornado_mongo_session.errors import (
 from tornado_mongo_session.rotation import IntervalRotator, TokenRotator
 from tornado_mongo_session.session import Session
 from tornado_mongo_session.settings import SessionSettings
-from tornado_mongo_session.stores.base import SaveRequest, SessionRecord, SessionStore
-from tornado_mongo_session.tokens import new_token
+from tornado_mongo_session.stores.base import (
+    NewSession,
+    Rotation,
+    SessionRecord,
+    SessionStore,
+    SessionUpdate,
+)
 
 if TYPE_CHECKING:
     _Base = tornado.web.RequestHandler
@@ -60,7 +65,7 @@ class _Plan:
     """
 
     now: datetime
-    request: SaveRequest | None
+    request: NewSession | SessionUpdate | None
     retire: SessionRecord | None
     clear_cookie: bool
     must_precede_response: bool
@@ -334,12 +339,12 @@ class SessionMixin(_Base):
             if data and can_set_cookie:
                 self._check_size(session.changes()[2])
                 expires_at = config.deadline(now, now)
-                request = SaveRequest.new_session(
-                    data,
+                request: NewSession | SessionUpdate = NewSession(
+                    data=data,
+                    created_at=now,
                     now=now,
                     expires_at=expires_at,
                     session_id=session.id,
-                    tokens_kept=rotator.keep,
                     promote=session.regenerated,
                 )
                 return _Plan(now, request, retire, clear_cookie=False, must_precede_response=True)
@@ -364,18 +369,13 @@ class SessionMixin(_Base):
         rotate = can_set_cookie and rotator.should_rotate(rotated_at=record.rotated_at, now=now)
         if not (changed or removed or rotate) and now - record.accessed_at < config.touch:
             return None
-        request = SaveRequest(
-            session_id=record.id,
+        request = SessionUpdate(
             loaded=record,
-            data=record.data if session is None else session.data(),
-            changed=changed,
-            removed=removed,
             now=now,
-            created_at=record.created_at,
-            new_token=new_token() if rotate else None,
-            tokens_kept=rotator.keep,
             expires_at=config.deadline(record.created_at, now),
-            accessed_at=now,
+            changed=changed,
+            removed=tuple(removed),
+            rotation=Rotation(keep=rotator.keep) if rotate else None,
         )
         plan = _Plan(
             now,
@@ -383,7 +383,7 @@ class SessionMixin(_Base):
             None,
             clear_cookie=False,
             # A cookie-held session's data is the cookie: it can only travel in the response.
-            must_precede_response=rotate or record.origin == "cookie",
+            must_precede_response=rotate or record.in_cookie,
         )
         if (
             not rotator.rotates
@@ -405,13 +405,13 @@ class SessionMixin(_Base):
             if cookie is not None and not self._headers_written:
                 self._set_session_cookie(cookie, plan.expires_at, plan.now)
             if session is not None:
-                if request.loaded is None:
+                if isinstance(request, NewSession):
                     session.created_at = session.rotated_at = plan.now
                 elif result.rotated:
                     session.rotated_at = plan.now
                 session.accessed_at = plan.now
                 session.expires_at = plan.expires_at
-                session.id = result.session_id or session.id
+                session.id = result.session_id
         # Insert first, delete second: a failure leaves the user in the old session, not none.
         if plan.retire is not None:
             await store.delete(plan.retire)

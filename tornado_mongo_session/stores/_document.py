@@ -13,9 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from tornado_mongo_session.clock import as_utc
-from tornado_mongo_session.errors import SessionStoreError
 from tornado_mongo_session.stores._locks import KeyedLocks
-from tornado_mongo_session.stores.base import SaveRequest, SaveResult, SessionRecord
+from tornado_mongo_session.stores.base import NewSession, SaveResult, SessionRecord, SessionUpdate
 from tornado_mongo_session.tokens import encode_cookie, hash_token, parse_cookie, token_matches
 
 __all__ = ["DocumentStore"]
@@ -30,8 +29,6 @@ class DocumentStore(abc.ABC):
     an optional compare-and-set on ``rotated_at``. Writes to one session are serialized within
     the process (see :class:`~tornado_mongo_session.stores._locks.KeyedLocks`).
     """
-
-    origin = "document"
 
     def __init__(self) -> None:
         self._writing = KeyedLocks()
@@ -80,7 +77,6 @@ class DocumentStore(abc.ABC):
                 expires_at=as_utc(doc["expires_at"]),
                 token=token,
                 token_hashes=list(hashes),
-                origin=self.origin,
             )
         except (KeyError, TypeError, AttributeError):
             log.warning("session document …%s is malformed; treated as absent", session_id[-4:])
@@ -89,58 +85,53 @@ class DocumentStore(abc.ABC):
         # one every server answers from its index (FerretDB scans the collection otherwise).
         return record if record.expires_at > now else None
 
-    async def save(self, request: SaveRequest) -> SaveResult:
-        loaded = request.loaded
-        if loaded is None:
+    async def save(self, request: NewSession | SessionUpdate) -> SaveResult:
+        if isinstance(request, NewSession):
             return await self._insert(request)
-        async with self._writing.hold(loaded.id):
-            return await self._update(request, loaded)
+        async with self._writing.hold(request.session_id):
+            return await self._update(request)
 
     # -- the steps ---------------------------------------------------------------------------
 
-    async def _insert(self, request: SaveRequest) -> SaveResult:
-        token = request.new_token
-        if token is None:
-            raise SessionStoreError("a new session needs a token: SaveRequest.new_token is None")
-        if request.expires_at is None:
-            raise SessionStoreError("a new session needs SaveRequest.expires_at")
+    async def _insert(self, new: NewSession) -> SaveResult:
         await self._insert_document(
             {
-                "_id": request.session_id,
-                "tokens": [hash_token(token)],
-                "created_at": request.created_at,
-                "accessed_at": request.accessed_at or request.now,
-                "rotated_at": request.now,
-                "expires_at": request.expires_at,
-                "data": dict(request.data),
+                "_id": new.session_id,
+                "tokens": [hash_token(new.token)],
+                "created_at": new.created_at,
+                "accessed_at": new.now,
+                "rotated_at": new.now,
+                "expires_at": new.expires_at,
+                "data": dict(new.data),
             }
         )
-        return SaveResult(encode_cookie(request.session_id, token), True, request.session_id)
+        cookie = encode_cookie(new.session_id, new.token)
+        return SaveResult(session_id=new.session_id, cookie_value=cookie, rotated=True)
 
-    async def _update(self, request: SaveRequest, loaded: SessionRecord) -> SaveResult:
-        fields: dict[str, Any] = {f"data.{k}": v for k, v in request.changed.items()}
-        if request.expires_at is not None:
-            fields["expires_at"] = request.expires_at
-            fields["accessed_at"] = request.accessed_at or request.now
-        removed = [f"data.{k}" for k in request.removed]
-        if request.new_token is None:
-            if not fields and not removed:
-                return SaveResult(None, False, loaded.id)
+    async def _update(self, update: SessionUpdate) -> SaveResult:
+        loaded = update.loaded
+        fields: dict[str, Any] = {f"data.{k}": v for k, v in update.changed.items()}
+        fields["expires_at"] = update.expires_at
+        fields["accessed_at"] = update.now
+        removed = [f"data.{k}" for k in update.removed]
+        unrotated = SaveResult(session_id=loaded.id)
+        rotation = update.rotation
+        if rotation is None:
             await self._update_document(loaded.id, None, fields, removed)
-            return SaveResult(None, False, loaded.id)
+            return unrotated
 
-        kept = max(1, request.tokens_kept)
-        rotation = {
-            "tokens": [hash_token(request.new_token), *loaded.token_hashes][:kept],
-            "rotated_at": request.now,
+        rotated = {
+            "tokens": [hash_token(rotation.token), *loaded.token_hashes][: max(1, rotation.keep)],
+            "rotated_at": update.now,
         }
         # Compare-and-set: only the request that loaded the current rotated_at may rotate.
         if await self._update_document(
-            loaded.id, loaded.rotated_at, {**fields, **rotation}, removed
+            loaded.id, loaded.rotated_at, {**fields, **rotated}, removed
         ):
-            return SaveResult(encode_cookie(loaded.id, request.new_token), True, loaded.id)
+            cookie = encode_cookie(loaded.id, rotation.token)
+            return SaveResult(session_id=loaded.id, cookie_value=cookie, rotated=True)
         # Another request rotated first (and pushed the deadline): our token is still kept, so
         # only data, if any, remains to be written.
-        if request.changed or request.removed:
+        if update.changed or update.removed:
             await self._update_document(loaded.id, None, fields, removed)
-        return SaveResult(None, False, loaded.id)
+        return unrotated

@@ -43,8 +43,8 @@ from bson.errors import BSONError
 
 from tornado_mongo_session._bson import decode, encode_for_store
 from tornado_mongo_session.clock import as_utc
-from tornado_mongo_session.errors import SessionConfigError, SessionStoreError, SessionTooLarge
-from tornado_mongo_session.stores.base import SaveRequest, SaveResult, SessionRecord
+from tornado_mongo_session.errors import SessionConfigError, SessionTooLarge
+from tornado_mongo_session.stores.base import NewSession, SaveResult, SessionRecord, SessionUpdate
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -134,8 +134,6 @@ class CookieSessionStore:
 
     Round trips: none.
     """
-
-    origin = "cookie"
 
     def __init__(
         self,
@@ -237,7 +235,7 @@ class CookieSessionStore:
                 accessed_at=_as_datetime(payload["a"]),
                 rotated_at=_as_datetime(payload["r"]),
                 expires_at=_as_datetime(payload["e"]),
-                origin=self.origin,
+                in_cookie=True,
             )
         except (KeyError, TypeError, ValueError):
             log.warning("a validly signed session cookie has a malformed payload; ignored")
@@ -246,38 +244,24 @@ class CookieSessionStore:
             return None
         return record
 
-    async def save(self, request: SaveRequest) -> SaveResult:
+    async def save(self, request: NewSession | SessionUpdate) -> SaveResult:
         """Encode the whole session into a new cookie value; raises SessionTooLarge over the limit.
 
         A requested rotation only re-signs the cookie with a new ``rotated_at``: earlier cookies
         stay valid until their own ``expires_at``.
         """
-        loaded = request.loaded
-        if loaded is None:
-            if request.expires_at is None:
-                raise SessionStoreError("a new session needs SaveRequest.expires_at")
-            payload = {
-                "i": request.session_id,
-                "d": dict(request.data),
-                "c": request.created_at,
-                "a": request.accessed_at or request.now,
-                "r": request.now,
-                "e": request.expires_at,
-            }
-            return SaveResult(self._seal(payload), True, request.session_id)
-        rotate = request.new_token is not None
-        if not (request.changed or request.removed or rotate or request.expires_at is not None):
-            return SaveResult(None, False, loaded.id)
-        touched = request.expires_at is not None
         payload = {
-            "i": loaded.id,
+            "i": request.session_id,
             "d": dict(request.data),
-            "c": loaded.created_at,
-            "a": (request.accessed_at or request.now) if touched else loaded.accessed_at,
-            "r": request.now if rotate else loaded.rotated_at,
-            "e": request.expires_at or loaded.expires_at,
+            "c": request.created_at,
+            "a": request.now,
+            "r": request.rotated_at,
+            "e": request.expires_at,
         }
-        return SaveResult(self._seal(payload), rotate, loaded.id)
+        rotated = isinstance(request, NewSession) or request.rotation is not None
+        return SaveResult(
+            session_id=request.session_id, cookie_value=self._seal(payload), rotated=rotated
+        )
 
     async def delete(self, record: SessionRecord) -> None:
         """Nothing to delete: the mixin expires the cookie in the browser."""

@@ -43,8 +43,6 @@ class MemorySessionStore(DocumentStore):
     Round trips: none; every operation is a few dictionary operations and a BSON encode/decode.
     """
 
-    origin = "memory"
-
     def __init__(
         self, *, max_sessions: int = 10000, clock: Callable[[], datetime] | None = None
     ) -> None:

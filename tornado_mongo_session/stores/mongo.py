@@ -55,8 +55,6 @@ class MongoSessionStore(DocumentStore):
     ``insert``. Indexes are made once, on the first insert, or by :meth:`ensure_indexes`.
     """
 
-    origin = "mongo"
-
     def __init__(self, collection: Any, *, client: Any = None) -> None:
         super().__init__()
         self.collection = collection
