@@ -5,10 +5,10 @@
    cleared), never the client's id.
 2. The handler uses ``self.session`` like a dict.
 3. ``finish()`` (every response passes through it: plain, redirect, ``send_error`` and explicit
-   calls) saves what changed, rotates the token when the rotator says so, pushes the expiry
-   forward when due, sets the cookie, and only then sends the response (``write_mode=
-   "before_response"``). A failed save turns the response into 503 (store unreachable) or 500
-   (data refused), and nothing partial is written.
+   calls) asks the save policy (:mod:`tornado_mongo_session.policy`) what to write, carries the
+   plan out (the save, the retired session, the cookie), and only then sends the response
+   (``write_mode="before_response"``). A failed save turns the response into 503 (store
+   unreachable) or 500 (data refused), and nothing partial is written.
 """
 
 from __future__ import annotations
@@ -16,34 +16,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import tornado.iostream
 import tornado.web
 
-from tornado_mongo_session.clock import utc_now
+from tornado_mongo_session.config import SessionConfig, config_of
 from tornado_mongo_session.errors import (
     SessionConfigError,
     SessionDataError,
     SessionError,
     SessionStoreUnavailable,
-    SessionTooLarge,
 )
-from tornado_mongo_session.rotation import IntervalRotator, TokenRotator
+from tornado_mongo_session.policy import SavePlan, plan_save
 from tornado_mongo_session.session import Session
-from tornado_mongo_session.settings import SessionSettings
-from tornado_mongo_session.stores.base import (
-    NewSession,
-    Rotation,
-    SessionRecord,
-    SessionStore,
-    SessionUpdate,
-)
+from tornado_mongo_session.stores.base import SessionRecord, SessionStore
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     _Base = tornado.web.RequestHandler
 else:
     _Base = object
@@ -51,79 +42,6 @@ else:
 __all__ = ["SessionMixin"]
 
 log = logging.getLogger("tornado_mongo_session")
-
-
-@dataclass
-class _Plan:
-    """What one request will write: computed before the response, sent by ``_execute_plan``.
-
-    ``request`` is the one store save (``None``: nothing to store), ``retire`` a record that
-    regenerate/invalidate replaced (deleted after the save). ``keep_cookie``: the client's
-    cookie, resent to renew its Max-Age when the expiry is pushed without a new token (only
-    with a rotator that never rotates: otherwise a newer token may exist and must not be
-    clobbered; the Max-Age is renewed at each rotation instead).
-    """
-
-    now: datetime
-    request: NewSession | SessionUpdate | None
-    retire: SessionRecord | None
-    clear_cookie: bool
-    must_precede_response: bool
-    keep_cookie: str | None = None
-
-    @property
-    def expires_at(self) -> datetime | None:
-        return None if self.request is None else self.request.expires_at
-
-
-class _Config:
-    """What the mixin needs from the application settings, computed once per application."""
-
-    def __init__(self, app_settings: dict[str, Any]) -> None:
-        settings = app_settings.get("session_settings")
-        if settings is None:
-            settings = SessionSettings()
-        elif not isinstance(settings, SessionSettings):
-            raise SessionConfigError(
-                "Application setting 'session_settings' must be a SessionSettings, "
-                f"not {type(settings).__name__}"
-            )
-        self.settings: SessionSettings = settings
-        rotator = app_settings.get("session_rotator")
-        if rotator is None:
-            rotator = IntervalRotator(every=settings.token_ttl, keep=settings.tokens_kept)
-        elif not isinstance(rotator, TokenRotator):
-            raise SessionConfigError(
-                "Application setting 'session_rotator' must be a TokenRotator, "
-                f"not {type(rotator).__name__}"
-            )
-        self.rotator: TokenRotator = rotator
-        self.store: SessionStore | None = app_settings.get("session_store")
-        clock = app_settings.get("session_clock", utc_now)
-        if not callable(clock):
-            raise SessionConfigError("Application setting 'session_clock' must be callable")
-        self.clock: Callable[[], datetime] = clock
-        self.idle = timedelta(seconds=settings.idle_timeout)
-        self.absolute = (
-            timedelta(seconds=settings.absolute_timeout)
-            if settings.absolute_timeout is not None
-            else None
-        )
-        self.touch = timedelta(seconds=settings.touch_interval)
-        self.cookie_attrs: dict[str, Any] = {
-            "path": settings.cookie_path,
-            "domain": settings.cookie_domain,
-            "secure": settings.cookie_secure,
-            "httponly": settings.cookie_httponly,
-            "samesite": settings.cookie_samesite,
-        }
-
-    def deadline(self, created_at: datetime, now: datetime) -> datetime:
-        """The earlier of the idle and the absolute deadline."""
-        idle = now + self.idle
-        if self.absolute is None:
-            return idle
-        return min(idle, created_at + self.absolute)
 
 
 class SessionMixin(_Base):
@@ -148,19 +66,12 @@ class SessionMixin(_Base):
     _session_record: SessionRecord | None = None
     _session_cookie_in: str | None = None
     _session_pending: asyncio.Future[None] | None = None
-    _session_deferred: _Plan | None = None
+    _session_deferred: SavePlan | None = None
     _session_load_error: tuple[int, BaseException] | None = None
 
-    # -- configuration -----------------------------------------------------------------------
-
     @property
-    def _session_config(self) -> _Config:
-        app = self.application
-        config = cast("_Config | None", getattr(app, "_tornado_mongo_session_config", None))
-        if config is None:
-            config = _Config(app.settings)
-            app._tornado_mongo_session_config = config  # type: ignore[attr-defined]
-        return config
+    def _session_config(self) -> SessionConfig:
+        return config_of(self.application)
 
     def _session_store(self) -> SessionStore:
         store = type(self).session_store
@@ -174,7 +85,7 @@ class SessionMixin(_Base):
             )
         return store
 
-    # -- the session -------------------------------------------------------------------------
+    # -- loading -----------------------------------------------------------------------------
 
     @property
     def session(self) -> Session:
@@ -188,16 +99,8 @@ class SessionMixin(_Base):
         if session is None:
             record = self._session_record
             if record is not None:
-                # Built on first use: a handler that never touches the session costs no encoding.
-                session = Session(
-                    record.data,
-                    session_id=record.id,
-                    is_new=False,
-                    created_at=record.created_at,
-                    rotated_at=record.rotated_at,
-                    accessed_at=record.accessed_at,
-                    expires_at=record.expires_at,
-                )
+                # Built on first use: a handler that never touches the session costs nothing.
+                session = Session.from_record(record)
             elif self._session_load_error is not None:
                 status, exc = self._session_load_error
                 reason = "Session Store Unavailable" if status == 503 else None
@@ -216,7 +119,7 @@ class SessionMixin(_Base):
         config = self._session_config
         store = self._session_store()
         if self.session_autoload:
-            cookie = self.get_cookie(config.settings.cookie_name)
+            cookie = self.get_cookie(config.cookie_name)
             if cookie:
                 self._session_cookie_in = cookie
                 await self._load_session(store, config, cookie)
@@ -224,9 +127,9 @@ class SessionMixin(_Base):
         if parent is not None:
             await parent
 
-    async def _load_session(self, store: SessionStore, config: _Config, cookie: str) -> None:
+    async def _load_session(self, store: SessionStore, config: SessionConfig, cookie: str) -> None:
         try:
-            record = await store.load(cookie, now=config.clock())
+            self._session_record = await store.load(cookie, now=config.clock())
         except SessionError as exc:
             # Deferred: a handler that never touches self.session still gets its answer.
             status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
@@ -234,8 +137,6 @@ class SessionMixin(_Base):
                 "session load failed (%d if the handler uses it): %s", status, exc, exc_info=exc
             )
             self._session_load_error = (status, exc)
-            return
-        self._session_record = record
 
     # -- saving ------------------------------------------------------------------------------
 
@@ -262,16 +163,16 @@ class SessionMixin(_Base):
                 self._session_failure_response(exc)  # nothing was written
                 return super().finish()
             if plan is not None:
-                if plan.must_precede_response or self._session_write_mode == "before_response":
+                config = self._session_config
+                if plan.before_response or config.settings.write_mode == "before_response":
                     if chunk is not None:
                         self.write(chunk)
                     pending = asyncio.ensure_future(self._save_then_finish(plan))
                     self._session_pending = pending
                     return pending
                 self._session_deferred = plan
-                if plan.keep_cookie is not None:
-                    self._set_session_cookie(plan.keep_cookie, plan.expires_at, plan.now)
-                    plan.keep_cookie = None
+                if plan.resend_cookie is not None:
+                    self._set_session_cookie(plan.resend_cookie, plan.expires_at, plan.now)
         return super().finish(chunk)
 
     def on_finish(self) -> None:
@@ -284,11 +185,27 @@ class SessionMixin(_Base):
             task.add_done_callback(_background.discard)
         super().on_finish()
 
-    @property
-    def _session_write_mode(self) -> str:
-        return self._session_config.settings.write_mode
+    def _session_plan(self) -> SavePlan | None:
+        if self._session is None and self._session_record is None:
+            return None
+        config = self._session_config
+        plan = plan_save(
+            loaded=self._session_record,
+            session=self._session,
+            cookie_in=self._session_cookie_in,
+            now=config.clock(),
+            rotator=config.rotator,
+            rules=config.rules,
+            headers_open=not self._headers_written,
+        )
+        if plan is not None and plan.unsaved_data:
+            log.warning(
+                "session data of a new session not saved: the headers were already sent, "
+                "so its cookie could not be set"
+            )
+        return plan
 
-    async def _save_then_finish(self, plan: _Plan) -> None:
+    async def _save_then_finish(self, plan: SavePlan) -> None:
         try:
             await self._execute_plan(plan)
         except Exception as exc:  # every failure becomes an error response
@@ -298,17 +215,38 @@ class SessionMixin(_Base):
             with contextlib.suppress(tornado.iostream.StreamClosedError):
                 await super().finish()
 
-    async def _save_after_response(self, plan: _Plan) -> None:
+    async def _save_after_response(self, plan: SavePlan) -> None:
         try:
             await self._execute_plan(plan)
         except Exception as exc:  # nobody awaits this task: log it
             log.error("session save after the response failed: %s", exc, exc_info=exc)
+
+    async def _execute_plan(self, plan: SavePlan) -> None:
+        """Send the plan's save (one store call) and retire the replaced session, if any."""
+        store = self._session_store()
+        if plan.save is not None:
+            result = await store.save(plan.save)
+            cookie = result.cookie_value or plan.resend_cookie
+            if cookie is not None and not self._headers_written:
+                self._set_session_cookie(cookie, plan.expires_at, plan.now)
+            if self._session is not None:
+                self._session.saved(plan.save, result)
+        # Insert first, delete second: a failure leaves the user in the old session, not none.
+        if plan.retire is not None:
+            await store.delete(plan.retire)
+        if plan.clear_cookie and not self._headers_written:
+            self.clear_cookie(self._session_config.cookie_name, **self._session_config.cookie_attrs)
 
     def _session_failure_response(self, exc: BaseException) -> None:
         status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
         log.error("session save failed, answering %d: %s", status, exc, exc_info=exc)
         if self._headers_written:
             return
+        # clear() resets the headers but not the cookies set so far, which Tornado keeps in its
+        # private _new_cookie until the headers go out, and no public method takes one back. An
+        # error response must not carry them: a session cookie for a save that failed would
+        # point the client at nothing, and the handler's own cookies belonged to a response
+        # that is not being sent.
         self.__dict__.pop("_new_cookie", None)
         self.clear()
         self.set_status(status)
@@ -319,129 +257,12 @@ class SessionMixin(_Base):
             else "The session could not be saved.\n"
         )
 
-    def _session_plan(self) -> _Plan | None:
-        """Decide what this request must write; ``None`` when nothing. No I/O.
-
-        Raises ``TypeError``/``ValueError`` naming the key for data that can't be stored, and
-        :class:`SessionTooLarge` over ``max_session_bytes``.
-        """
-        session, record = self._session, self._session_record
-        if session is None and record is None:
-            return None
-        config = self._session_config
-        rotator = config.rotator
-        now = config.clock()
-        can_set_cookie = not self._headers_written
-
-        if session is not None and session.is_new:
-            retire = record if record is not None and session.replaced_id == record.id else None
-            data = session.data()
-            if data and can_set_cookie:
-                self._check_size(session.changes()[2])
-                expires_at = config.deadline(now, now)
-                request: NewSession | SessionUpdate = NewSession(
-                    data=data,
-                    created_at=now,
-                    now=now,
-                    expires_at=expires_at,
-                    session_id=session.id,
-                    promote=session.regenerated,
-                )
-                return _Plan(now, request, retire, clear_cookie=False, must_precede_response=True)
-            if data:
-                log.warning(
-                    "session data of a new session not saved: the headers were already sent, "
-                    "so its cookie could not be set"
-                )
-            clear = bool(self._session_cookie_in) and can_set_cookie
-            if retire is None and not clear:
-                return None
-            return _Plan(now, None, retire, clear_cookie=clear, must_precede_response=clear)
-
-        if record is None:
-            return None
-        changed: dict[str, Any] = {}
-        removed: list[str] = []
-        if session is not None:  # untouched by the handler: nothing can have changed
-            changed, removed, size = session.changes()
-            if changed or removed:
-                self._check_size(size)
-        rotate = can_set_cookie and rotator.should_rotate(rotated_at=record.rotated_at, now=now)
-        if not (changed or removed or rotate) and now - record.accessed_at < config.touch:
-            return None
-        request = SessionUpdate(
-            loaded=record,
-            now=now,
-            expires_at=config.deadline(record.created_at, now),
-            changed=changed,
-            removed=tuple(removed),
-            rotation=Rotation(keep=rotator.keep) if rotate else None,
-        )
-        plan = _Plan(
-            now,
-            request,
-            None,
-            clear_cookie=False,
-            # A cookie-held session's data is the cookie: it can only travel in the response.
-            must_precede_response=rotate or record.in_cookie,
-        )
-        if (
-            not rotator.rotates
-            and can_set_cookie
-            and config.settings.persistent_cookie
-            and self._session_cookie_in
-        ):
-            plan.keep_cookie = self._session_cookie_in
-        return plan
-
-    async def _execute_plan(self, plan: _Plan) -> None:
-        """Send the plan's save (one store call) and retire the replaced session, if any."""
-        store = self._session_store()
-        session = self._session
-        request = plan.request
-        if request is not None:
-            result = await store.save(request)
-            cookie = result.cookie_value or plan.keep_cookie
-            if cookie is not None and not self._headers_written:
-                self._set_session_cookie(cookie, plan.expires_at, plan.now)
-            if session is not None:
-                if isinstance(request, NewSession):
-                    session.created_at = session.rotated_at = plan.now
-                elif result.rotated:
-                    session.rotated_at = plan.now
-                session.accessed_at = plan.now
-                session.expires_at = plan.expires_at
-                session.id = result.session_id
-        # Insert first, delete second: a failure leaves the user in the old session, not none.
-        if plan.retire is not None:
-            await store.delete(plan.retire)
-        if plan.clear_cookie and not self._headers_written:
-            self._clear_session_cookie()
-        if session is not None:
-            session.mark_saved()
-
-    def _check_size(self, size: int) -> None:
-        limit = self._session_config.settings.max_session_bytes
-        if size > limit:
-            raise SessionTooLarge(
-                f"session data is {size} bytes encoded, over max_session_bytes={limit}; "
-                "nothing was written",
-                size=size,
-                limit=limit,
-            )
-
-    # -- cookies -----------------------------------------------------------------------------
-
     def _set_session_cookie(self, value: str, expires_at: datetime | None, now: datetime) -> None:
         config = self._session_config
         max_age: int | None = None
-        if config.settings.persistent_cookie and expires_at is not None:
+        if config.rules.persistent_cookie and expires_at is not None:
             max_age = max(0, int((expires_at - now).total_seconds()))
-        self.set_cookie(config.settings.cookie_name, value, max_age=max_age, **config.cookie_attrs)
-
-    def _clear_session_cookie(self) -> None:
-        config = self._session_config
-        self.clear_cookie(config.settings.cookie_name, **config.cookie_attrs)
+        self.set_cookie(config.cookie_name, value, max_age=max_age, **config.cookie_attrs)
 
 
 _background: set[asyncio.Future[None]] = set()

@@ -2,17 +2,26 @@
 
 It holds the data, remembers how each top-level key looked when the session was loaded (as
 encoded BSON bytes, so a change deep inside a nested value counts), and carries the flags that ask
-the mixin to regenerate or invalidate. The mixin turns all of that into store calls.
+for regenerate or invalidate. The save policy turns all of that into a store call, and the
+session takes the store's answer in (:meth:`Session.saved`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, MutableMapping
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from tornado_mongo_session._bson import encode
 from tornado_mongo_session.tokens import new_session_id
+
+if TYPE_CHECKING:
+    from tornado_mongo_session.stores.base import (
+        NewSession,
+        SaveResult,
+        SessionRecord,
+        SessionUpdate,
+    )
 
 __all__ = ["MAX_NESTING", "Session", "check_key", "encode_value"]
 
@@ -210,37 +219,55 @@ class Session(MutableMapping[str, Any]):
         """The stored id that regenerate/invalidate retired in this request, if any."""
         return self._replaced_id
 
-    # -- for the mixin -----------------------------------------------------------------------
+    # -- for the save policy and the mixin ---------------------------------------------------
 
-    def changes(self) -> tuple[dict[str, Any], list[str], int]:
-        """Return ``(changed, removed, encoded_size)`` against the loaded snapshot.
+    def changes(self) -> tuple[dict[str, Any], list[str]]:
+        """Return ``(changed, removed)`` against what the store holds.
 
-        ``changed`` maps each new or modified top-level key to its value, ``removed`` lists the
-        deleted keys, and ``encoded_size`` is the BSON size of all the data. Raises
-        ``TypeError``/``ValueError`` naming the key if a value changed in place can't be stored.
+        ``changed`` maps each new or modified top-level key to its value (every key, for a new
+        session), ``removed`` lists the deleted keys. Raises ``TypeError``/``ValueError`` naming
+        the key if a value changed in place can't be stored.
         """
         changed: dict[str, Any] = {}
         encoded_all: dict[str, bytes] = {}
-        size = 5  # a BSON document's length prefix and terminator
         for key, value in self._data.items():
             encoded = encoded_all[key] = _encode(key, value)
-            size += len(encoded) - 5
             if self._snapshot.get(key) != encoded:
                 _check_nested(key, value, "")  # only what changed can hold a new bad key
                 changed[key] = value
         removed = [key for key in self._snapshot if key not in self._data]
         self._encoded = encoded_all
-        return changed, removed, size
+        return changed, removed
 
-    def data(self) -> dict[str, Any]:
-        """Return the session's data as a plain dict (the live object, not a copy)."""
-        return self._data
+    def encoded_size(self) -> int:
+        """Return the BSON size of all the data, as a save would write it."""
+        return len(encode(self._data))
 
-    def mark_saved(self) -> None:
-        """Take a new snapshot: what the store now holds is what the session holds.
+    @classmethod
+    def from_record(cls, record: SessionRecord) -> Session:
+        """The session a store loaded."""
+        return cls(
+            record.data,
+            session_id=record.id,
+            is_new=False,
+            created_at=record.created_at,
+            rotated_at=record.rotated_at,
+            accessed_at=record.accessed_at,
+            expires_at=record.expires_at,
+        )
 
-        Reuses the encoding of the last :meth:`changes` call, made just before the save.
+    def saved(self, save: NewSession | SessionUpdate, result: SaveResult) -> None:
+        """Take in a save the store made: the session is now stored as ``save`` describes.
+
+        Its id becomes the one the store used, its times those of the save, and what the store
+        holds is what the session holds (the next :meth:`changes` is empty).
         """
+        self.id = result.session_id
+        self.created_at = save.created_at
+        if result.rotated:
+            self.rotated_at = save.now
+        self.accessed_at = save.now
+        self.expires_at = save.expires_at
         encoded, self._encoded = self._encoded, None
         if encoded is None or encoded.keys() != self._data.keys():
             encoded = {k: _encode(k, v) for k, v in self._data.items()}
