@@ -43,7 +43,9 @@ def encode(document: Mapping[str, Any], *, data_key: str | None = None) -> bytes
         raise TypeError(_refusal(data, exc)) from exc
 
 
-def encode_for_store(document: Mapping[str, Any], *, data_key: str, what: str) -> bytes:
+def encode_for_store(
+    document: Mapping[str, Any], *, what: str, data_key: str | None = None
+) -> bytes:
     """:func:`encode` for a store: a refusal is a ``SessionDataError`` naming ``what`` failed."""
     try:
         return encode(document, data_key=data_key)

@@ -18,11 +18,12 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from tornado_mongo_session._bson import decode, encode_for_store
-from tornado_mongo_session.clock import utc_now
+from tornado_mongo_session.clock import as_utc, utc_now
 from tornado_mongo_session.errors import SessionDataError, SessionStoreError
 from tornado_mongo_session.stores._document import DocumentStore
 from tornado_mongo_session.stores.base import SessionRecord
@@ -32,15 +33,31 @@ __all__ = ["MemorySessionStore"]
 log = logging.getLogger("tornado_mongo_session.memory")
 
 _MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's document limit
+_META_BYTES = 64 * 1024  # more than the fields beside the data can take (100 tokens, 4 times)
+_TIMES = ("created_at", "accessed_at", "rotated_at", "expires_at")
+
+
+@dataclass(frozen=True)
+class _Held:
+    """One session: the fields beside the data as values (all immutable: tokens as a tuple,
+    times as BSON stores them), the data as BSON bytes, decoded afresh for every load."""
+
+    tokens: tuple[str, ...]
+    created_at: datetime
+    accessed_at: datetime
+    rotated_at: datetime
+    expires_at: datetime
+    data: bytes
 
 
 class MemorySessionStore(DocumentStore):
-    """Sessions in a bounded in-process map: ``session id -> BSON document``.
+    """Sessions in a bounded in-process map: ``session id -> document``.
 
     ``max_sessions`` bounds the map; inserting past it evicts the least recently used session
     (loads and saves count as use). ``clock`` is the default ``now`` of :meth:`purge_expired`.
 
-    Round trips: none; every operation is a few dictionary operations and a BSON encode/decode.
+    Round trips: none; every operation is a few dictionary operations and a BSON encode/decode
+    of the data.
     """
 
     def __init__(
@@ -51,7 +68,7 @@ class MemorySessionStore(DocumentStore):
         super().__init__()
         self.max_sessions = max_sessions
         self._clock = clock or utc_now
-        self._records: OrderedDict[str, bytes] = OrderedDict()
+        self._records: OrderedDict[str, _Held] = OrderedDict()
 
     @property
     def session_count(self) -> int:
@@ -66,8 +83,8 @@ class MemorySessionStore(DocumentStore):
 
         Does not count as use for eviction and ignores expiry.
         """
-        raw = self._records.get(session_id)
-        return None if raw is None else decode(raw)
+        held = self._records.get(session_id)
+        return None if held is None else _document(session_id, held)
 
     # -- the SessionStore protocol (load and save: DocumentStore) -----------------------------
 
@@ -79,11 +96,7 @@ class MemorySessionStore(DocumentStore):
     async def purge_expired(self, *, now: datetime | None = None) -> int:
         """Delete every session whose deadline has passed; return how many were deleted."""
         deadline = now or self._clock()
-        expired = [
-            session_id
-            for session_id, raw in self._records.items()
-            if decode(raw)["expires_at"] <= deadline
-        ]
+        expired = [key for key, held in self._records.items() if held.expires_at <= deadline]
         for session_id in expired:
             del self._records[session_id]
         return len(expired)
@@ -91,19 +104,22 @@ class MemorySessionStore(DocumentStore):
     # -- DocumentStore's primitives, on a dict -------------------------------------------------
 
     async def _find(self, session_id: str) -> dict[str, Any] | None:
-        raw = self._records.get(session_id)
-        if raw is None:
+        held = self._records.get(session_id)
+        if held is None:
             return None
         self._records.move_to_end(session_id)
-        return decode(raw)
+        return _document(session_id, held)
 
     async def _insert_document(self, doc: dict[str, Any]) -> None:
         session_id = doc["_id"]
         if session_id in self._records:
             raise SessionStoreError("session id collision during insert")
-        self._records[session_id] = self._encode(doc, "insert")
+        fields = {name: _stored_time(doc[name]) for name in _TIMES}
+        held = _Held(tokens=tuple(doc["tokens"]), data=_encode(doc["data"], "insert"), **fields)
+        _check_size(session_id, held, "insert")
+        self._records[session_id] = held
         while len(self._records) > self.max_sessions:
-            evicted, _raw = self._records.popitem(last=False)
+            evicted, _held = self._records.popitem(last=False)
             log.debug(
                 "session …%s evicted: max_sessions=%d reached", evicted[-4:], self.max_sessions
             )
@@ -115,44 +131,60 @@ class MemorySessionStore(DocumentStore):
         fields: dict[str, Any],
         removed: list[str],
     ) -> bool:
-        raw = self._records.get(session_id)
-        if raw is None:
+        held = self._records.get(session_id)
+        if held is None:
             return False
-        doc = decode(raw)
-        if rotated_at is not None and doc.get("rotated_at") != rotated_at:
+        if rotated_at is not None and held.rotated_at != rotated_at:
             return False
-        for path, value in fields.items():
-            target, key = _parent(doc, path, create=True)
-            if target is not None:
-                target[key] = value
-        for path in removed:
-            target, key = _parent(doc, path, create=False)
-            if target is not None:
-                target.pop(key, None)
-        self._records[session_id] = self._encode(doc, "update")
+        # Paths are "data.<key>" (a key holds no dot) or a field beside the data.
+        changed = {path[5:]: value for path, value in fields.items() if path.startswith("data.")}
+        meta: dict[str, Any] = {k: v for k, v in fields.items() if not k.startswith("data.")}
+        if changed or removed:
+            data = decode(held.data)
+            data.update(changed)
+            for path in removed:
+                data.pop(path[5:], None)
+            meta["data"] = _encode(data, "update")
+        for name in _TIMES:
+            if name in meta:
+                meta[name] = _stored_time(meta[name])
+        if "tokens" in meta:
+            meta["tokens"] = tuple(meta["tokens"])
+        updated = replace(held, **meta)
+        _check_size(session_id, updated, "update")
+        self._records[session_id] = updated
         self._records.move_to_end(session_id)
         return True
 
-    @staticmethod
-    def _encode(doc: dict[str, Any], what: str) -> bytes:
-        raw = encode_for_store(doc, data_key="data", what=what)
-        if len(raw) > _MAX_DOCUMENT_BYTES:
-            raise SessionDataError(
-                f"session data refused during {what}: the document is {len(raw)} bytes, over "
-                f"MongoDB's limit of {_MAX_DOCUMENT_BYTES}"
-            )
-        return raw
+
+def _document(session_id: str, held: _Held, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The document as MongoDB would return it (with ``data`` in place of the data, if given)."""
+    return {
+        "_id": session_id,
+        "tokens": list(held.tokens),
+        **{name: getattr(held, name) for name in _TIMES},
+        "data": decode(held.data) if data is None else data,
+    }
 
 
-def _parent(doc: dict[str, Any], path: str, *, create: bool) -> tuple[dict[str, Any] | None, str]:
-    """Return the mapping that holds the last part of a dotted ``path``, and that part."""
-    *parents, key = path.split(".")
-    target: Any = doc
-    for part in parents:
-        child = target.get(part)
-        if not isinstance(child, dict):
-            if not create:
-                return None, key
-            child = target[part] = {}
-        target = child
-    return target, key
+def _encode(data: dict[str, Any], what: str) -> bytes:
+    return encode_for_store(data, what=what)
+
+
+def _stored_time(value: datetime) -> datetime:
+    """``value`` as BSON stores it: aware UTC, cut to whole milliseconds."""
+    value = as_utc(value)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def _check_size(session_id: str, held: _Held, what: str) -> None:
+    """Refuse a document over MongoDB's limit, as MongoDB would."""
+    if len(held.data) < _MAX_DOCUMENT_BYTES - _META_BYTES:
+        return  # the fields beside the data cannot take it over
+    size = len(encode_for_store(_document(session_id, held, data={}), what=what))
+    size += len(held.data) - 5
+    if size > _MAX_DOCUMENT_BYTES:
+        raise SessionDataError(
+            f"session data refused during {what}: the document is {size} bytes, over "
+            f"MongoDB's limit of {_MAX_DOCUMENT_BYTES}"
+        )
