@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
 import tornado.iostream
 import tornado.web
+from tornado.httputil import parse_cookie
 
 from tornado_mongo_session.config import SessionConfig, config_of
 from tornado_mongo_session.errors import (
@@ -69,7 +71,7 @@ class SessionMixin(_Base):
     _session_deferred: SavePlan | None = None
     _session_load_error: tuple[int, BaseException] | None = None
 
-    @property
+    @functools.cached_property
     def _session_config(self) -> SessionConfig:
         return config_of(self.application)
 
@@ -119,7 +121,10 @@ class SessionMixin(_Base):
         config = self._session_config
         store = self._session_store()
         if self.session_autoload:
-            cookie = self.get_cookie(config.cookie_name)
+            # Not get_cookie(): Tornado builds a SimpleCookie of every cookie for it, which costs
+            # more than the rest of a read; parse_cookie finds the same value.
+            header = self.request.headers.get("Cookie")
+            cookie = parse_cookie(header).get(config.cookie_name) if header else None
             if cookie:
                 self._session_cookie_in = cookie
                 await self._load_session(store, config, cookie)
