@@ -127,3 +127,32 @@ async def test_a_nested_change_reaches_the_store_through_http(hand_out: str) -> 
         assert document is not None
         assert document["data"]["cart"] == {"items": [1, 2]}
         assert json.loads((await server.fetch("/read", cookie=cookie)).body) == {"items": [1, 2]}
+
+
+class ChangeThenFail(SessionMixin, tornado.web.RequestHandler):
+    def get(self, how: str) -> None:
+        if how == "regenerate":
+            self.session.regenerate()
+        self.session["cart"]["items"].append(2)
+        raise tornado.web.HTTPError(500)  # nothing is saved
+
+
+@pytest.mark.parametrize("how", ["change", "regenerate"])
+async def test_a_change_in_place_that_is_not_saved_leaves_the_store_as_it_was(how: str) -> None:
+    """The memory store shares what it holds with the loaded record: a handler's change to a
+    value it got must not reach the store unless the session is saved."""
+    store = MemorySessionStore()
+    handlers = [("/start", Start), ("/fail/(.+)", ChangeThenFail), ("/read", Read)]
+    settings = SessionSettings(cookie_secure=False)
+    async with serve(
+        handlers, session_store=store, session_settings=settings, session_clock=Clock()
+    ) as server:
+        cookie = (await server.fetch("/start")).cookie_value()
+        assert cookie is not None
+        assert (await server.fetch(f"/fail/{how}", cookie=cookie)).code == 500
+        parsed = parse_cookie(cookie)
+        assert parsed is not None
+        document = store.document(parsed[0])
+        assert document is not None
+        assert document["data"]["cart"] == {"items": [1]}
+        assert json.loads((await server.fetch("/read", cookie=cookie)).body) == {"items": [1]}

@@ -17,7 +17,7 @@ from bson.errors import InvalidDocument
 
 from tornado_mongo_session.errors import SessionDataError
 
-__all__ = ["CODEC", "decode", "encode", "encode_for_store"]
+__all__ = ["CODEC", "copy_value", "decode", "encode", "encode_for_store"]
 
 CODEC: CodecOptions[dict[str, Any]] = CodecOptions(
     document_class=dict, tz_aware=True, tzinfo=timezone.utc
@@ -56,6 +56,16 @@ def encode_for_store(
 def decode(raw: bytes) -> dict[str, Any]:
     """Return the document ``raw`` holds, as :data:`CODEC` reads it."""
     return bson.decode(raw, codec_options=CODEC)
+
+
+def copy_value(value: Any) -> Any:
+    """A copy of a value as BSON decodes it that shares nothing changeable: its dicts and lists
+    are copied; the rest (str, numbers, datetimes, bytes, ObjectId…) cannot change in place."""
+    if type(value) is dict:
+        return {key: copy_value(item) for key, item in value.items()}
+    if type(value) is list:
+        return [copy_value(item) for item in value]
+    return value
 
 
 def _refusal(data: Mapping[str, Any], exc: BaseException) -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from bson import ObjectId
 
-from tornado_mongo_session._bson import encode
+from tornado_mongo_session._bson import copy_value, encode
 from tornado_mongo_session.tokens import new_session_id
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def encode_value(key: str, value: Any) -> bytes:
 
 
 # Values that cannot change in place: a handler holding one cannot change the session without
-# assigning, so handing one out needs no snapshot.
+# assigning, so handing one out needs no snapshot and no copy.
 _IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes, datetime, ObjectId})
 
 
@@ -103,7 +103,8 @@ class Session(MutableMapping[str, Any]):
     # change if it is assigned, deleted, or handed out (and then changed in place). Each of
     # those first records, in _stored, how the key looks in the store (its BSON bytes, None
     # when the store does not hold it); changes() compares only those keys. Immutable values
-    # handed out are not recorded: they can only change by assignment.
+    # handed out are not recorded: they can only change by assignment. A loaded value may be
+    # shared with the store (MemorySessionStore): it is never changed in place, only copied.
     __slots__ = (
         "_data",
         "_encoded",
@@ -158,8 +159,12 @@ class Session(MutableMapping[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         value = self._data[key]
-        if type(value) not in _IMMUTABLE and key not in self._stored and not self.is_new:
-            self._stored[key] = _encode(key, value)  # handed out: it may change in place
+        if type(value) in _IMMUTABLE or key in self._stored or self.is_new:
+            return value
+        # A stored value handed out for the first time: it may be changed in place, so remember
+        # how it is stored, and hand out a copy (the loaded one may be shared with the store).
+        self._stored[key] = _encode(key, value)
+        value = self._data[key] = copy_value(value)
         return value
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -207,8 +212,12 @@ class Session(MutableMapping[str, Any]):
 
     def _renew(self) -> None:
         """Become a new session under a new id, remembering the stored id to retire."""
-        if not self.is_new and self._replaced_id is None:
-            self._replaced_id = self.id
+        if not self.is_new:
+            for key, value in self._data.items():
+                if key not in self._stored and type(value) not in _IMMUTABLE:
+                    self._data[key] = copy_value(value)  # a new session shares nothing loaded
+            if self._replaced_id is None:
+                self._replaced_id = self.id
         self.id = new_session_id()
         self.is_new = True
         self._stored = {}

@@ -1,16 +1,18 @@
 """MemorySessionStore: sessions in this process's memory, for tests and local development.
 
 It behaves like :class:`~tornado_mongo_session.stores.mongo.MongoSessionStore` where a handler
-could tell the difference: records are kept as BSON bytes, so values come back exactly as they
-would from MongoDB (tuples as lists, datetimes cut to milliseconds and aware UTC); saves apply the
-same delta (``$set``/``$unset`` of top-level keys) and the same compare-and-set rotation on the
-loaded ``rotated_at``, evicting the oldest token; reads skip expired records. Each operation runs
-without awaiting anything, so it is atomic on the event loop, as one MongoDB command is atomic on
-its document.
+could tell the difference: what is written goes through BSON once, so values come back exactly
+as they would from MongoDB (tuples as lists, datetimes cut to milliseconds and aware UTC); saves
+apply the same delta (``$set``/``$unset`` of top-level keys) and the same compare-and-set
+rotation on the loaded ``rotated_at``, evicting the oldest token; reads skip expired records; a
+document over MongoDB's 16 MiB is refused. Each operation runs without awaiting anything, so it
+is atomic on the event loop, as one MongoDB command is atomic on its document.
 
-Sessions live as long as the process and are not shared between processes: not for production
-with more than one process. The store is bounded: past ``max_sessions`` the least recently used
-session is evicted.
+A load costs no decoding: a record shares the stored values, which nothing changes in place
+(a save replaces them; :class:`~tornado_mongo_session.session.Session` copies a value before
+handing it out). Sessions live as long as the process and are not shared between processes: not
+for production with more than one process. The store is bounded: past ``max_sessions`` the least
+recently used session is evicted.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from tornado_mongo_session._bson import decode, encode_for_store
+from tornado_mongo_session._bson import copy_value, decode, encode_for_store
 from tornado_mongo_session.clock import as_utc, utc_now
 from tornado_mongo_session.errors import SessionDataError, SessionStoreError
 from tornado_mongo_session.stores._document import DocumentStore
@@ -39,15 +41,17 @@ _TIMES = ("created_at", "accessed_at", "rotated_at", "expires_at")
 
 @dataclass(frozen=True)
 class _Held:
-    """One session: the fields beside the data as values (all immutable: tokens as a tuple,
-    times as BSON stores them), the data as BSON bytes, decoded afresh for every load."""
+    """One session's document, as values MongoDB would return, never changed in place (loads
+    share them): tokens as a tuple, times as BSON stores them, ``data`` as BSON decodes it, and
+    ``size``, the data's BSON size, to know the document's size without encoding it."""
 
     tokens: tuple[str, ...]
     created_at: datetime
     accessed_at: datetime
     rotated_at: datetime
     expires_at: datetime
-    data: bytes
+    data: dict[str, Any]
+    size: int
 
 
 class MemorySessionStore(DocumentStore):
@@ -56,8 +60,8 @@ class MemorySessionStore(DocumentStore):
     ``max_sessions`` bounds the map; inserting past it evicts the least recently used session
     (loads and saves count as use). ``clock`` is the default ``now`` of :meth:`purge_expired`.
 
-    Round trips: none; every operation is a few dictionary operations and a BSON encode/decode
-    of the data.
+    Round trips: none; every operation is a few dictionary operations, and a save a BSON encode
+    and decode of what it writes.
     """
 
     def __init__(
@@ -84,7 +88,7 @@ class MemorySessionStore(DocumentStore):
         Does not count as use for eviction and ignores expiry.
         """
         held = self._records.get(session_id)
-        return None if held is None else _document(session_id, held)
+        return None if held is None else copy_value(_document(session_id, held))
 
     # -- the SessionStore protocol (load and save: DocumentStore) -----------------------------
 
@@ -115,7 +119,8 @@ class MemorySessionStore(DocumentStore):
         if session_id in self._records:
             raise SessionStoreError("session id collision during insert")
         fields = {name: _stored_time(doc[name]) for name in _TIMES}
-        held = _Held(tokens=tuple(doc["tokens"]), data=_encode(doc["data"], "insert"), **fields)
+        raw = encode_for_store(doc["data"], what="insert")
+        held = _Held(tokens=tuple(doc["tokens"]), data=decode(raw), size=len(raw), **fields)
         _check_size(session_id, held, "insert")
         self._records[session_id] = held
         while len(self._records) > self.max_sessions:
@@ -140,11 +145,7 @@ class MemorySessionStore(DocumentStore):
         changed = {path[5:]: value for path, value in fields.items() if path.startswith("data.")}
         meta: dict[str, Any] = {k: v for k, v in fields.items() if not k.startswith("data.")}
         if changed or removed:
-            data = decode(held.data)
-            data.update(changed)
-            for path in removed:
-                data.pop(path[5:], None)
-            meta["data"] = _encode(data, "update")
+            meta["data"], meta["size"] = _apply(held, changed, [path[5:] for path in removed])
         for name in _TIMES:
             if name in meta:
                 meta[name] = _stored_time(meta[name])
@@ -162,13 +163,32 @@ def _document(session_id: str, held: _Held, data: dict[str, Any] | None = None) 
     return {
         "_id": session_id,
         "tokens": list(held.tokens),
-        **{name: getattr(held, name) for name in _TIMES},
-        "data": decode(held.data) if data is None else data,
+        "created_at": held.created_at,
+        "accessed_at": held.accessed_at,
+        "rotated_at": held.rotated_at,
+        "expires_at": held.expires_at,
+        "data": held.data if data is None else data,
     }
 
 
-def _encode(data: dict[str, Any], what: str) -> bytes:
-    return encode_for_store(data, what=what)
+def _apply(held: _Held, changed: dict[str, Any], removed: list[str]) -> tuple[dict[str, Any], int]:
+    """The data and its size after ``$set`` of ``changed`` and ``$unset`` of ``removed``; what
+    is set goes through BSON, as MongoDB would store it."""
+    data, size = dict(held.data), held.size
+    for key in removed:
+        if key in data:
+            size -= _element_size(key, data.pop(key))
+    for key, value in changed.items():
+        raw = encode_for_store({key: value}, what="update")
+        if key in data:
+            size -= _element_size(key, data[key])
+        data[key] = decode(raw)[key]
+        size += len(raw) - 5
+    return data, size
+
+
+def _element_size(key: str, value: Any) -> int:
+    return len(encode_for_store({key: value}, what="update")) - 5
 
 
 def _stored_time(value: datetime) -> datetime:
@@ -179,10 +199,9 @@ def _stored_time(value: datetime) -> datetime:
 
 def _check_size(session_id: str, held: _Held, what: str) -> None:
     """Refuse a document over MongoDB's limit, as MongoDB would."""
-    if len(held.data) < _MAX_DOCUMENT_BYTES - _META_BYTES:
+    if held.size < _MAX_DOCUMENT_BYTES - _META_BYTES:
         return  # the fields beside the data cannot take it over
-    size = len(encode_for_store(_document(session_id, held, data={}), what=what))
-    size += len(held.data) - 5
+    size = len(encode_for_store(_document(session_id, held, data={}), what=what)) - 5 + held.size
     if size > _MAX_DOCUMENT_BYTES:
         raise SessionDataError(
             f"session data refused during {what}: the document is {size} bytes, over "
