@@ -127,21 +127,17 @@ class SessionMixin(_Base):
             cookie = parse_cookie(header).get(config.cookie_name) if header else None
             if cookie:
                 self._session_cookie_in = cookie
-                await self._load_session(store, config, cookie)
+                try:
+                    self._session_record = await store.load(cookie, now=config.clock())
+                except SessionError as exc:
+                    # Deferred: a handler that never touches self.session still gets its answer.
+                    status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
+                    message = "session load failed (%d if the handler uses it): %s"
+                    log.error(message, status, exc, exc_info=exc)
+                    self._session_load_error = (status, exc)
         parent = super().prepare()
         if parent is not None:
             await parent
-
-    async def _load_session(self, store: SessionStore, config: SessionConfig, cookie: str) -> None:
-        try:
-            self._session_record = await store.load(cookie, now=config.clock())
-        except SessionError as exc:
-            # Deferred: a handler that never touches self.session still gets its answer.
-            status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
-            log.error(
-                "session load failed (%d if the handler uses it): %s", status, exc, exc_info=exc
-            )
-            self._session_load_error = (status, exc)
 
     # -- saving ------------------------------------------------------------------------------
 

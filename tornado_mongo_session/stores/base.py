@@ -22,7 +22,7 @@ from tornado_mongo_session.tokens import new_session_id, new_token
 __all__ = ["NewSession", "Rotation", "SaveResult", "SessionRecord", "SessionStore", "SessionUpdate"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class SessionRecord:
     """A live session as loaded from a store.
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from tornado_mongo_session._bson import copy_value, decode, encode_for_store
@@ -35,15 +35,18 @@ __all__ = ["MemorySessionStore"]
 log = logging.getLogger("tornado_mongo_session.memory")
 
 _MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's document limit
-_META_BYTES = 64 * 1024  # more than the fields beside the data can take (100 tokens, 4 times)
+# Below this, the fields beside the data (100 tokens at most, 4 times) cannot take a document
+# over the limit, so the data's size need not be exact.
+_NEAR_LIMIT = _MAX_DOCUMENT_BYTES - 64 * 1024
 _TIMES = ("created_at", "accessed_at", "rotated_at", "expires_at")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Held:
-    """One session's document, as values MongoDB would return, never changed in place (loads
-    share them): tokens as a tuple, times as BSON stores them, ``data`` as BSON decodes it, and
-    ``size``, the data's BSON size, to know the document's size without encoding it."""
+    """One session's document, as values MongoDB would return: tokens as a tuple, times as BSON
+    stores them, ``data`` as BSON decodes it (a save replaces it; a load shares its values).
+    ``size`` bounds the data's BSON size from above, exactly once near MongoDB's limit, so a
+    save need not encode what it does not change."""
 
     tokens: tuple[str, ...]
     created_at: datetime
@@ -121,7 +124,7 @@ class MemorySessionStore(DocumentStore):
         fields = {name: _stored_time(doc[name]) for name in _TIMES}
         raw = encode_for_store(doc["data"], what="insert")
         held = _Held(tokens=tuple(doc["tokens"]), data=decode(raw), size=len(raw), **fields)
-        _check_size(session_id, held, "insert")
+        _check_size(_document(session_id, held, data={}), held.size, "insert")
         self._records[session_id] = held
         while len(self._records) > self.max_sessions:
             evicted, _held = self._records.popitem(last=False)
@@ -143,17 +146,19 @@ class MemorySessionStore(DocumentStore):
             return False
         # Paths are "data.<key>" (a key holds no dot) or a field beside the data.
         changed = {path[5:]: value for path, value in fields.items() if path.startswith("data.")}
-        meta: dict[str, Any] = {k: v for k, v in fields.items() if not k.startswith("data.")}
-        if changed or removed:
-            meta["data"], meta["size"] = _apply(held, changed, [path[5:] for path in removed])
+        updates: dict[str, Any] = {k: v for k, v in fields.items() if not k.startswith("data.")}
         for name in _TIMES:
-            if name in meta:
-                meta[name] = _stored_time(meta[name])
-        if "tokens" in meta:
-            meta["tokens"] = tuple(meta["tokens"])
-        updated = replace(held, **meta)
-        _check_size(session_id, updated, "update")
-        self._records[session_id] = updated
+            if name in updates:
+                updates[name] = _stored_time(updates[name])
+        if "tokens" in updates:
+            updates["tokens"] = tuple(updates["tokens"])
+        if changed or removed:
+            data, size = _apply(held, changed, [path[5:] for path in removed])
+            _check_size({**_document(session_id, held, data={}), **updates}, size, "update")
+            updates["data"], updates["size"] = data, size
+        # Nothing is written until everything above succeeded.
+        for name, value in updates.items():
+            setattr(held, name, value)
         self._records.move_to_end(session_id)
         return True
 
@@ -172,38 +177,36 @@ def _document(session_id: str, held: _Held, data: dict[str, Any] | None = None) 
 
 
 def _apply(held: _Held, changed: dict[str, Any], removed: list[str]) -> tuple[dict[str, Any], int]:
-    """The data and its size after ``$set`` of ``changed`` and ``$unset`` of ``removed``; what
-    is set goes through BSON, as MongoDB would store it."""
+    """The data and its size bound after ``$set`` of ``changed`` and ``$unset`` of
+    ``removed``; what is set goes through BSON, as MongoDB would store it."""
     data, size = dict(held.data), held.size
     for key in removed:
-        if key in data:
-            size -= _element_size(key, data.pop(key))
+        data.pop(key, None)
     for key, value in changed.items():
         raw = encode_for_store({key: value}, what="update")
-        if key in data:
-            size -= _element_size(key, data[key])
         data[key] = decode(raw)[key]
         size += len(raw) - 5
+    if size >= _NEAR_LIMIT:
+        size = len(encode_for_store(data, what="update"))  # exact, where it matters
     return data, size
-
-
-def _element_size(key: str, value: Any) -> int:
-    return len(encode_for_store({key: value}, what="update")) - 5
 
 
 def _stored_time(value: datetime) -> datetime:
     """``value`` as BSON stores it: aware UTC, cut to whole milliseconds."""
-    value = as_utc(value)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    if value.tzinfo is not timezone.utc or value.microsecond % 1000:
+        value = as_utc(value)
+        value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return value
 
 
-def _check_size(session_id: str, held: _Held, what: str) -> None:
-    """Refuse a document over MongoDB's limit, as MongoDB would."""
-    if held.size < _MAX_DOCUMENT_BYTES - _META_BYTES:
-        return  # the fields beside the data cannot take it over
-    size = len(encode_for_store(_document(session_id, held, data={}), what=what)) - 5 + held.size
-    if size > _MAX_DOCUMENT_BYTES:
+def _check_size(beside: dict[str, Any], size: int, what: str) -> None:
+    """Refuse a document over MongoDB's limit, as MongoDB would: ``beside`` is the document with
+    empty data, ``size`` the data's size (exact when near the limit)."""
+    if size < _NEAR_LIMIT:
+        return
+    total = len(encode_for_store(beside, what=what)) - 5 + size
+    if total > _MAX_DOCUMENT_BYTES:
         raise SessionDataError(
-            f"session data refused during {what}: the document is {size} bytes, over "
+            f"session data refused during {what}: the document is {total} bytes, over "
             f"MongoDB's limit of {_MAX_DOCUMENT_BYTES}"
         )
