@@ -6,6 +6,8 @@ It does not import tornado: it needs only the application's ``settings`` dict.
 
 from __future__ import annotations
 
+import http.cookies
+import re
 import weakref
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -59,6 +61,40 @@ class SessionConfig:
             "httponly": settings.cookie_httponly,
             "samesite": settings.cookie_samesite,
         }
+        self._header = _header_parts(settings.cookie_name, self.cookie_attrs)
+
+    def cookie_header(self, value: str, max_age: int | None) -> str | None:
+        """The ``Set-Cookie`` header Tornado's ``set_cookie`` would write for the session
+        cookie; ``None`` for a value that would need quoting."""
+        if not _PLAIN_VALUE.fullmatch(value):
+            return None
+        head, before, after = self._header
+        if max_age:
+            return f"{head}{value}{before}; Max-Age={max_age}{after}"
+        return f"{head}{value}{before}{after}"
+
+
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9._-]+")  # every store's cookie value: sent unquoted
+_UNSAFE = re.compile(r"[\x00-\x20;\x7f]")  # what Tornado's set_cookie refuses in attributes
+
+
+def _header_parts(name: str, attrs: Mapping[str, Any]) -> tuple[str, str, str]:
+    """The session cookie's header around its value and its Max-Age, as Tornado's set_cookie
+    writes it (through the standard library's Morsel), composed once."""
+    for attr in ("path", "domain", "samesite"):
+        if attrs[attr] and _UNSAFE.search(attrs[attr]):
+            raise SessionConfigError(
+                f"cookie_{attr} {attrs[attr]!r} must hold no spaces, control characters or ';'"
+            )
+    morsel: http.cookies.Morsel[str] = http.cookies.Morsel()
+    morsel.set(name, "\x00", "\x00")
+    for attr in ("domain", "path", "samesite", "httponly", "secure"):
+        if attrs[attr]:
+            morsel[attr] = attrs[attr]
+    morsel["max-age"] = "\x01"
+    head, rest = morsel.OutputString().split("\x00")
+    before, after = rest.split("; Max-Age=\x01")
+    return head, before, after
 
 
 def _setting(

@@ -263,7 +263,15 @@ class SessionMixin(_Base):
         max_age: int | None = None
         if config.rules.persistent_cookie and expires_at is not None:
             max_age = max(0, int((expires_at - now).total_seconds()))
-        self.set_cookie(config.cookie_name, value, max_age=max_age, **config.cookie_attrs)
+        header = config.cookie_header(value, max_age)
+        # Tornado's set_cookie builds a Morsel on every call, a good share of a write's CPU;
+        # the header is composed from parts made once instead. Tornado's path stays for a value
+        # that would need quoting, and when the handler set a cookie of this name itself:
+        # Tornado keeps the last one set per name (in its private _new_cookie), so must we.
+        if header is None or config.cookie_name in self.__dict__.get("_new_cookie", ()):
+            self.set_cookie(config.cookie_name, value, max_age=max_age, **config.cookie_attrs)
+        else:
+            self.add_header("Set-Cookie", header)
 
 
 _background: set[asyncio.Future[None]] = set()
