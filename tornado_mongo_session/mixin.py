@@ -23,6 +23,7 @@ import tornado.iostream
 import tornado.web
 from tornado.httputil import parse_cookie
 
+from tornado_mongo_session._tasks import in_background, start
 from tornado_mongo_session.config import SessionConfig, config_of
 from tornado_mongo_session.errors import (
     SessionConfigError,
@@ -168,7 +169,9 @@ class SessionMixin(_Base):
                 if plan.before_response or config.settings.write_mode == "before_response":
                     if chunk is not None:
                         self.write(chunk)
-                    pending = asyncio.ensure_future(self._save_then_finish(plan))
+                    # A store that never waits saves here and now (see _tasks.start).
+                    eagerly = not getattr(self._session_store(), "waits_for_io", True)
+                    pending = start(self._save_then_finish(plan), eagerly=eagerly)
                     self._session_pending = pending
                     return pending
                 self._session_deferred = plan
@@ -181,9 +184,7 @@ class SessionMixin(_Base):
         plan = self._session_deferred
         if plan is not None:
             self._session_deferred = None
-            task = asyncio.ensure_future(self._save_after_response(plan))
-            _background.add(task)
-            task.add_done_callback(_background.discard)
+            in_background(self._save_after_response(plan))
         super().on_finish()
 
     def _session_plan(self) -> SavePlan | None:
@@ -272,6 +273,3 @@ class SessionMixin(_Base):
             self.set_cookie(config.cookie_name, value, max_age=max_age, **config.cookie_attrs)
         else:
             self.add_header("Set-Cookie", header)
-
-
-_background: set[asyncio.Future[None]] = set()

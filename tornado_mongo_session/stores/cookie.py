@@ -65,6 +65,9 @@ class CookieSessionStore:
     Round trips: none.
     """
 
+    waits_for_io = False
+    """Its methods never wait for I/O: the mixin saves within ``finish()``, without a task."""
+
     def __init__(
         self,
         secret: CookieSecret,

@@ -67,6 +67,9 @@ class MemorySessionStore(DocumentStore):
     and decode of what it writes.
     """
 
+    waits_for_io = False
+    """Its methods never wait for I/O: the mixin saves within ``finish()``, without a task."""
+
     def __init__(
         self, *, max_sessions: int = 10000, clock: Callable[[], datetime] | None = None
     ) -> None:

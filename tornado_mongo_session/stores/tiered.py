@@ -52,6 +52,11 @@ class TieredSessionStore:
         self.cookie = cookie
         self.server = server
 
+    @property
+    def waits_for_io(self) -> bool:
+        """Whether the server tier waits for I/O (the cookie tier never does)."""
+        return bool(getattr(self.server, "waits_for_io", True))
+
     # -- the SessionStore protocol -----------------------------------------------------------
 
     async def load(self, cookie_value: str, *, now: datetime) -> SessionRecord | None:
