@@ -8,7 +8,6 @@ and reported naming the session key that holds it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timezone
 from typing import Any
 
 import bson
@@ -19,10 +18,9 @@ from tornado_mongo_session.errors import SessionDataError
 
 __all__ = ["CODEC", "copy_value", "decode", "encode", "encode_for_store"]
 
-CODEC: CodecOptions[dict[str, Any]] = CodecOptions(
-    document_class=dict, tz_aware=True, tzinfo=timezone.utc
-)
-"""What a tz_aware PyMongo client returns: dicts, aware UTC datetimes."""
+CODEC: CodecOptions[dict[str, Any]] = CodecOptions(document_class=dict, tz_aware=True)
+"""What a tz_aware PyMongo client returns (MongoSessionStore.from_settings makes one): dicts,
+aware UTC datetimes."""
 
 # ValueError covers a native uuid.UUID (no representation chosen) and lone surrogates;
 # RecursionError a value nested past what the encoder can walk.

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -71,10 +70,14 @@ class SessionMixin(_Base):
     _session_pending: asyncio.Future[None] | None = None
     _session_deferred: SavePlan | None = None
     _session_load_error: tuple[int, BaseException] | None = None
+    _session_config_of_app: SessionConfig | None = None
 
-    @functools.cached_property
+    @property
     def _session_config(self) -> SessionConfig:
-        return config_of(self.application)
+        config = self._session_config_of_app
+        if config is None:  # looked up once per request (functools.cached_property locks)
+            config = self._session_config_of_app = config_of(self.application)
+        return config
 
     def _session_store(self) -> SessionStore:
         store = type(self).session_store
@@ -158,7 +161,8 @@ class SessionMixin(_Base):
             if chunk is not None:
                 raise RuntimeError("finish() called with data while the session is being saved")
             return pending
-        if not self._finished and self.get_status() < 500:
+        untouched = self._session is None and self._session_record is None
+        if not untouched and not self._finished and self.get_status() < 500:
             try:
                 plan = self._session_plan()
             except (SessionDataError, TypeError, ValueError) as exc:
@@ -188,8 +192,6 @@ class SessionMixin(_Base):
         super().on_finish()
 
     def _session_plan(self) -> SavePlan | None:
-        if self._session is None and self._session_record is None:
-            return None
         config = self._session_config
         plan = plan_save(
             loaded=self._session_record,

@@ -38,7 +38,7 @@ log = logging.getLogger("tornado_mongo_session.cookie")
 def _as_datetime(value: object) -> datetime:
     if not isinstance(value, datetime):
         raise TypeError("not a datetime")
-    return value
+    return as_utc(value)
 
 
 class CookieSessionStore:

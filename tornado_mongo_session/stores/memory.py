@@ -127,7 +127,8 @@ class MemorySessionStore(DocumentStore):
         fields = {name: _stored_time(doc[name]) for name in _TIMES}
         raw = encode_for_store(doc["data"], what="insert")
         held = _Held(tokens=tuple(doc["tokens"]), data=decode(raw), size=len(raw), **fields)
-        _check_size(_document(session_id, held, data={}), held.size, "insert")
+        if held.size >= _NEAR_LIMIT:
+            _check_size(_document(session_id, held, data={}), held.size, "insert")
         self._records[session_id] = held
         while len(self._records) > self.max_sessions:
             evicted, _held = self._records.popitem(last=False)
@@ -157,7 +158,8 @@ class MemorySessionStore(DocumentStore):
             updates["tokens"] = tuple(updates["tokens"])
         if changed or removed:
             data, size = _apply(held, changed, [path[5:] for path in removed])
-            _check_size({**_document(session_id, held, data={}), **updates}, size, "update")
+            if size >= _NEAR_LIMIT:
+                _check_size({**_document(session_id, held, data={}), **updates}, size, "update")
             updates["data"], updates["size"] = data, size
         # Nothing is written until everything above succeeded.
         for name, value in updates.items():
@@ -204,9 +206,7 @@ def _stored_time(value: datetime) -> datetime:
 
 def _check_size(beside: dict[str, Any], size: int, what: str) -> None:
     """Refuse a document over MongoDB's limit, as MongoDB would: ``beside`` is the document with
-    empty data, ``size`` the data's size (exact when near the limit)."""
-    if size < _NEAR_LIMIT:
-        return
+    empty data, ``size`` the data's exact size."""
     total = len(encode_for_store(beside, what=what)) - 5 + size
     if total > _MAX_DOCUMENT_BYTES:
         raise SessionDataError(
