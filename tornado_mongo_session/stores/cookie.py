@@ -17,6 +17,7 @@ from __future__ import annotations
 import binascii
 import logging
 import zlib
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,8 @@ from tornado_mongo_session.stores.base import NewSession, SaveResult, SessionRec
 __all__ = ["CookieSecret", "CookieSessionStore"]
 
 log = logging.getLogger("tornado_mongo_session.cookie")
+
+_OPENED_KEPT = 1024  # the cookie values whose verified sessions are kept, most recent first
 
 
 def _as_datetime(value: object) -> datetime:
@@ -62,7 +65,8 @@ class CookieSessionStore:
     secret, and one whose signed ``expires_at`` has passed all load as ``None``: never an error.
     ``delete`` is a no-op: a cookie cannot be revoked; the mixin expires it in the browser.
 
-    Round trips: none.
+    Round trips: none. The sessions of the last 1024 cookie values opened are kept, so a value
+    sent again is not verified and decoded again (its expiry is checked every time).
     """
 
     waits_for_io = False
@@ -85,6 +89,9 @@ class CookieSessionStore:
         self.cookie_name = cookie_name
         self.compress = compress
         self._ciphers = None if encryption_key is None else Ciphers(encryption_key)
+        # Cookie values opened lately, by value: a signed value always opens to the same
+        # session, and a browser sends the same one again and again until it changes.
+        self._opened: OrderedDict[str, SessionRecord] = OrderedDict()
 
     @property
     def key_version(self) -> int:
@@ -126,25 +133,27 @@ class CookieSessionStore:
     # -- the SessionStore protocol -----------------------------------------------------------
 
     async def load(self, cookie_value: str, *, now: datetime) -> SessionRecord | None:
-        payload = self._open(cookie_value)
-        if payload is None:
+        opened = self._opened.get(cookie_value)
+        if opened is None:
+            opened = self._record(cookie_value)
+            if opened is None:
+                return None
+            self._opened[cookie_value] = opened
+            if len(self._opened) > _OPENED_KEPT:
+                self._opened.popitem(last=False)
+        else:
+            self._opened.move_to_end(cookie_value)
+        if opened.expires_at <= as_utc(now):
             return None
-        try:
-            record = SessionRecord(
-                id=str(payload["i"]),
-                data=dict(payload["d"]),
-                created_at=_as_datetime(payload["c"]),
-                accessed_at=_as_datetime(payload["a"]),
-                rotated_at=_as_datetime(payload["r"]),
-                expires_at=_as_datetime(payload["e"]),
-                in_cookie=True,
-            )
-        except (KeyError, TypeError, ValueError):
-            log.warning("a validly signed session cookie has a malformed payload; ignored")
-            return None
-        if record.expires_at <= as_utc(now):
-            return None
-        return record
+        return SessionRecord(
+            id=opened.id,
+            data=dict(opened.data),  # its values are shared: nothing changes them in place
+            created_at=opened.created_at,
+            accessed_at=opened.accessed_at,
+            rotated_at=opened.rotated_at,
+            expires_at=opened.expires_at,
+            in_cookie=True,
+        )
 
     async def save(self, request: NewSession | SessionUpdate) -> SaveResult:
         """Encode the whole session into a new cookie value; raises SessionTooLarge over the limit.
@@ -185,11 +194,26 @@ class CookieSessionStore:
             )
         return value
 
-    def _open(self, value: str) -> dict[str, Any] | None:
-        """The verified payload of a cookie value, or None for anything else. Never raises."""
+    def _record(self, value: str) -> SessionRecord | None:
+        """The session a cookie value holds, verified; None for anything else. Never raises."""
         try:
             plain = unseal(value, self._keys, self._ciphers)
-            return None if plain is None else decode(plain)
+            if plain is None:
+                return None
+            payload = decode(plain)
         except (ValueError, binascii.Error, zlib.error, BSONError, IndexError):
             log.warning("a validly signed session cookie could not be decoded; ignored")
+            return None
+        try:
+            return SessionRecord(
+                id=str(payload["i"]),
+                data=dict(payload["d"]),
+                created_at=_as_datetime(payload["c"]),
+                accessed_at=_as_datetime(payload["a"]),
+                rotated_at=_as_datetime(payload["r"]),
+                expires_at=_as_datetime(payload["e"]),
+                in_cookie=True,
+            )
+        except (KeyError, TypeError, ValueError):
+            log.warning("a validly signed session cookie has a malformed payload; ignored")
             return None
