@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import abc
 import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,9 +19,38 @@ from tornado_mongo_session.stores._locks import KeyedLocks
 from tornado_mongo_session.stores.base import NewSession, SaveResult, SessionRecord, SessionUpdate
 from tornado_mongo_session.tokens import encode_cookie, hash_token, parse_cookie, token_matches
 
-__all__ = ["DocumentStore"]
+__all__ = ["DocumentStore", "StoredSession"]
 
 log = logging.getLogger("tornado_mongo_session.stores")
+
+
+@dataclass(slots=True)
+class StoredSession:
+    """A session document, read: token hashes newest first, aware UTC times, the data."""
+
+    tokens: Sequence[str]
+    created_at: datetime
+    accessed_at: datetime
+    rotated_at: datetime
+    expires_at: datetime
+    data: dict[str, Any]
+
+    @classmethod
+    def read(cls, doc: Mapping[str, Any]) -> StoredSession | None:
+        """The session a document holds; ``None``, and a warning, for a malformed one."""
+        try:
+            tokens = doc["tokens"]
+            return cls(
+                tokens=tokens if isinstance(tokens, list) else [],
+                created_at=as_utc(doc["created_at"]),
+                accessed_at=as_utc(doc["accessed_at"]),
+                rotated_at=as_utc(doc["rotated_at"]),
+                expires_at=as_utc(doc["expires_at"]),
+                data=dict(doc.get("data") or {}),
+            )
+        except (KeyError, TypeError, AttributeError, ValueError):
+            log.warning("session document …%s is malformed; treated as absent", doc["_id"][-4:])
+            return None
 
 
 class DocumentStore(abc.ABC):
@@ -36,8 +67,8 @@ class DocumentStore(abc.ABC):
     # -- what a subclass provides ------------------------------------------------------------
 
     @abc.abstractmethod
-    async def _find(self, session_id: str) -> dict[str, Any] | None:
-        """The document of ``session_id``, live or not (``load`` checks the deadline)."""
+    async def _find(self, session_id: str) -> StoredSession | None:
+        """The session ``session_id`` names, live or not (``load`` checks the deadline)."""
 
     @abc.abstractmethod
     async def _insert_document(self, doc: dict[str, Any]) -> None:
@@ -61,29 +92,21 @@ class DocumentStore(abc.ABC):
         if parsed is None:
             return None
         session_id, token = parsed
-        doc = await self._find(session_id)
-        if doc is None:
-            return None
-        hashes = doc.get("tokens")
-        if not isinstance(hashes, list) or not token_matches(token, hashes):
-            return None
-        try:
-            record = SessionRecord(
-                id=session_id,
-                data=dict(doc.get("data") or {}),
-                created_at=as_utc(doc["created_at"]),
-                accessed_at=as_utc(doc["accessed_at"]),
-                rotated_at=as_utc(doc["rotated_at"]),
-                expires_at=as_utc(doc["expires_at"]),
-                token=token,
-                token_hashes=list(hashes),
-            )
-        except (KeyError, TypeError, AttributeError):
-            log.warning("session document …%s is malformed; treated as absent", session_id[-4:])
-            return None
+        found = await self._find(session_id)
         # The deadline is checked here rather than in the query: a filter on _id alone is the
         # one every server answers from its index (FerretDB scans the collection otherwise).
-        return record if record.expires_at > now else None
+        if found is None or found.expires_at <= now or not token_matches(token, found.tokens):
+            return None
+        return SessionRecord(
+            id=session_id,
+            data=dict(found.data),
+            created_at=found.created_at,
+            accessed_at=found.accessed_at,
+            rotated_at=found.rotated_at,
+            expires_at=found.expires_at,
+            token=token,
+            token_hashes=list(found.tokens),
+        )
 
     async def save(self, request: NewSession | SessionUpdate) -> SaveResult:
         if isinstance(request, NewSession):

@@ -27,7 +27,7 @@ from typing import Any
 from tornado_mongo_session._bson import copy_value, decode, encode_for_store
 from tornado_mongo_session.clock import as_utc, utc_now
 from tornado_mongo_session.errors import SessionDataError, SessionStoreError
-from tornado_mongo_session.stores._document import DocumentStore
+from tornado_mongo_session.stores._document import DocumentStore, StoredSession
 from tornado_mongo_session.stores.base import SessionRecord
 
 __all__ = ["MemorySessionStore"]
@@ -42,18 +42,12 @@ _TIMES = ("created_at", "accessed_at", "rotated_at", "expires_at")
 
 
 @dataclass(slots=True)
-class _Held:
+class _Held(StoredSession):
     """One session's document, as values MongoDB would return: tokens as a tuple, times as BSON
     stores them, ``data`` as BSON decodes it (a save replaces it; a load shares its values).
     ``size`` bounds the data's BSON size from above, exactly once near MongoDB's limit, so a
     save need not encode what it does not change."""
 
-    tokens: tuple[str, ...]
-    created_at: datetime
-    accessed_at: datetime
-    rotated_at: datetime
-    expires_at: datetime
-    data: dict[str, Any]
     size: int
 
 
@@ -113,12 +107,11 @@ class MemorySessionStore(DocumentStore):
 
     # -- DocumentStore's primitives, on a dict -------------------------------------------------
 
-    async def _find(self, session_id: str) -> dict[str, Any] | None:
+    async def _find(self, session_id: str) -> StoredSession | None:
         held = self._records.get(session_id)
-        if held is None:
-            return None
-        self._records.move_to_end(session_id)
-        return _document(session_id, held)
+        if held is not None:
+            self._records.move_to_end(session_id)
+        return held
 
     async def _insert_document(self, doc: dict[str, Any]) -> None:
         session_id = doc["_id"]

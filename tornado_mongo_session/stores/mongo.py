@@ -30,7 +30,7 @@ from tornado_mongo_session.errors import (
     SessionStoreError,
     SessionStoreUnavailable,
 )
-from tornado_mongo_session.stores._document import DocumentStore
+from tornado_mongo_session.stores._document import DocumentStore, StoredSession
 from tornado_mongo_session.stores.base import SessionRecord
 
 if TYPE_CHECKING:
@@ -141,11 +141,11 @@ class MongoSessionStore(DocumentStore):
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _find(self, session_id: str) -> dict[str, Any] | None:
+    async def _find(self, session_id: str) -> StoredSession | None:
         doc: dict[str, Any] | None = await self._call(
             "find", lambda: self.collection.find_one({"_id": session_id})
         )
-        return doc
+        return None if doc is None else StoredSession.read(doc)
 
     async def _insert_document(self, doc: dict[str, Any]) -> None:
         await self.ensure_indexes()
