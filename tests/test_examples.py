@@ -54,8 +54,11 @@ def json_api() -> ModuleType:
 class Browser:
     """Keeps the cookies a browser would (session and _xsrf), sends them back."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(
+        self, server: Server, user_agent: str = "Mozilla/5.0 (X11; Linux) Firefox"
+    ) -> None:
         self.server = server
+        self.user_agent = user_agent
         self.jar: dict[str, str] = {}
 
     async def request(
@@ -67,7 +70,10 @@ class Browser:
         json_body: Any = None,
         content_type: str | None = None,
     ) -> Response:
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.jar.items())}
+        headers = {
+            "Cookie": "; ".join(f"{k}={v}" for k, v in self.jar.items()),
+            "User-Agent": self.user_agent,
+        }
         body = None
         if form is not None:
             body = urllib.parse.urlencode({**form, "_xsrf": self.jar["_xsrf"]})
@@ -318,6 +324,57 @@ async def test_demo_login_regenerate_logout(demo_server: Server, sync_db: Any) -
     assert f"You logged out. session.invalidate() deleted session …{regenerated[-4:]}" in said
     assert "visited this page 1 time." in said  # a new, anonymous session
     assert '<a href="/login">log in</a>' in page
+
+
+async def test_demo_your_sessions(demo_server: Server, sync_db: Any) -> None:
+    laptop, phone = Browser(demo_server), Browser(demo_server, "Mozilla/5.0 (iPhone) Safari")
+    response = await laptop.request("/sessions")
+    assert response.code == 302  # nobody signed in: @authenticated sends to the login page
+    assert response.headers["Location"].startswith("/login?next=%2Fsessions")
+    for browser in (laptop, phone):
+        await browser.request("/login")
+        assert (await browser.request("/login", {"name": "ada"})).code == 302
+    grace = Browser(demo_server, "Grace's browser")
+    await grace.request("/login")
+    await grace.request("/login", {"name": "grace"})
+    assert 'href="/sessions"' in (await laptop.request("/")).text
+
+    page = (await laptop.request("/sessions")).text
+    said = text_of(page)
+    assert "Your sessions" in said
+    assert "<td>Mozilla/5.0 (iPhone) Safari</td><td>127.0.0.1</td>" in page
+    assert "<td>Mozilla/5.0 (X11; Linux) Firefox</td><td>127.0.0.1</td>" in page
+    assert "Grace" not in said
+    assert page.count("this device") == 1
+    handles = re.findall(r'name="handle" value="([^"]+)"', page)
+    assert len(handles) == 1  # a button for every device but this one
+    for browser in (laptop, phone):  # no session id, no token on the page
+        assert not set(browser.jar["session"].split(".")) & set(re.findall(r"[\w-]{20,}", page))
+    assert "log out everywhere else" in said
+
+    # Grace's handle, posted by Ada, revokes nothing.
+    grace_handle = re.findall(
+        r'name="handle" value="([^"]+)"', (await grace.request("/sessions")).text
+    )
+    assert grace_handle == []  # grace has one device: no button
+    assert sync_db.sessions.count_documents({"user_id": "ada"}) == 2
+
+    response = await laptop.request("/sessions/revoke", {"handle": handles[0]})
+    assert response.code == 302
+    assert response.headers["Location"] == "/sessions"
+    assert sync_db.sessions.count_documents({"user_id": "ada"}) == 1
+    page = (await phone.request("/")).text  # the phone's next request opens nothing
+    assert '<a href="/login">log in</a>' in page
+    assert "visited this page <b>1 time</b>." in page
+
+    await phone.request("/login")
+    await phone.request("/login", {"name": "ada"})
+    assert (await laptop.request("/sessions/revoke-others", {})).code == 302
+    assert '<a href="/login">log in</a>' in (await phone.request("/")).text
+    page = (await laptop.request("/sessions")).text
+    assert page.count("this device") == 1
+    assert "log out everywhere else" not in page
+    assert sync_db.sessions.count_documents({"user_id": "grace"}) == 1
 
 
 async def test_demo_login_needs_the_xsrf_token(demo_server: Server) -> None:
