@@ -21,7 +21,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import tornado.httpclient
 import tornado.web
+import tornado.websocket
 from helpers import Clock, Response, Server, assert_cleared, serve, session_id_of
 from mongo_helpers import doc_of
 
@@ -49,6 +51,11 @@ def demo() -> ModuleType:
 @pytest.fixture(scope="module")
 def json_api() -> ModuleType:
     return load_example("json_api")
+
+
+@pytest.fixture(scope="module")
+def users_example() -> ModuleType:
+    return load_example("users")
 
 
 class Browser:
@@ -204,7 +211,7 @@ async def test_readme_example_runs_as_written(readme_app: int, sync_db: Any) -> 
         server.client.close()
 
 
-@pytest.mark.parametrize("name", ["app", "json_api"])
+@pytest.mark.parametrize("name", ["app", "json_api", "users"])
 def test_examples_stop_quietly_on_ctrl_c(
     name: str, mongo_url: str, db_name: str, tmp_path: Path
 ) -> None:
@@ -460,3 +467,61 @@ async def test_json_api_errors_are_json(
     assert error in json.loads(response.body)["error"]
     assert response.set_cookies == []
     assert sync_db.sessions.count_documents({}) == 0
+
+
+# -- users: current_user, @authenticated, devices, a WebSocket -----------------------------------
+
+
+@pytest.fixture
+async def users_server(users_example: ModuleType, collection: Any) -> AsyncIterator[Server]:
+    settings = SessionSettings(cookie_secure=False)
+    app = users_example.make_app(settings, MongoSessionStore(collection))
+    async with serve_app(app) as server:
+        yield server
+
+
+async def test_users_example(users_server: Server, sync_db: Any) -> None:
+    browser = Browser(users_server)
+    response = await browser.request("/")
+    assert response.code == 302
+    assert response.headers["Location"] == "/login?next=%2F"
+    await browser.request("/login")  # the form, and its _xsrf cookie
+    assert (await browser.request("/login", {"name": "mallory"})).code == 403
+    response = await browser.request("/login?next=%2F", {"name": "ada"})
+    assert response.code == 302
+    assert response.headers["Location"] == "/"
+    assert (await browser.request("/")).text == "Hello, Ada Lovelace"
+
+    phone = Browser(users_server, "Mozilla/5.0 (iPhone) Safari")
+    await phone.request("/login")
+    await phone.request("/login", {"name": "ada"})
+    devices = json.loads((await phone.request("/devices")).body)["sessions"]
+    assert [(d["user_agent"], d["this_device"]) for d in devices] == [
+        ("Mozilla/5.0 (iPhone) Safari", True),
+        ("Mozilla/5.0 (X11; Linux) Firefox", False),
+    ]
+
+    request = tornado.httpclient.HTTPRequest(
+        f"ws://127.0.0.1:{users_server.port}/chat",
+        headers={"Cookie": f"session={browser.jar['session']}"},
+    )
+    chat = await tornado.websocket.websocket_connect(request)
+    try:
+        assert await chat.read_message() == "welcome, Ada Lovelace"
+        chat.write_message("hello")
+        assert await chat.read_message() == "Ada Lovelace (1): hello"
+        assert doc_of(sync_db, browser.jar["session"])["data"] == {"messages": 1}  # type: ignore[index]
+
+        # The phone logs out everywhere else: the laptop's socket ends at its next check.
+        response = await phone.request("/devices", {"others": "1"})
+        assert json.loads(response.body) == {"revoked": 1}
+        chat.write_message("/check")
+        assert await chat.read_message() is None
+        assert chat.close_code == 4001
+    finally:
+        chat.close()
+    assert (await browser.request("/")).code == 302
+    assert (await phone.request("/")).text == "Hello, Ada Lovelace"
+    with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+        await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{users_server.port}/chat")
+    assert refused.value.code == 302  # nobody signed in: the handshake is refused
