@@ -94,7 +94,23 @@ class Revoke(SessionMixin, tornado.web.RequestHandler):
         self.write({"revoked": revoked})
 
 
+class OwnUserBase(tornado.web.RequestHandler):
+    """An application's base handler with its own ``get_current_user`` (a signed cookie)."""
+
+    def get_current_user(self) -> Any:
+        return self.get_signed_cookie("user")
+
+
+class WhoamiOwn(SessionMixin, OwnUserBase):
+    """``GET``: ``current_user`` where the application's base handler finds it first."""
+
+    async def get(self) -> None:
+        user = self.current_user
+        self.write({"user": user.decode() if isinstance(user, bytes) else user})
+
+
 ROUTES: list[tuple[Any, ...]] = [
+    ("/whoami-own", WhoamiOwn),
     ("/login", Login),
     ("/whoami", Whoami),
     ("/whoami-loaded", WhoamiLoaded),
@@ -257,6 +273,21 @@ async def test_bind_user_none_unbinds_and_authenticated_redirects(
         assert doc is not None
         assert {"user_id", "handle", "ip", "ua"}.isdisjoint(doc)
         assert (await browser.fetch("/whoami")).code == 302
+
+
+async def test_an_applications_own_get_current_user_still_comes_first(
+    collection: Any, clock: Clock
+) -> None:
+    async with user_app(MongoSessionStore(collection), clock) as server:
+        browser = Device(server)
+        assert json.loads((await browser.fetch("/whoami-own")).body) == {"user": None}
+        await browser.login()
+        assert json.loads((await browser.fetch("/whoami-own")).body) == {"user": "ada"}
+        signed = tornado.web.create_signed_value(SECRET, "user", "grace").decode()
+        response = await server.fetch(
+            "/whoami-own", headers={"Cookie": f"user={signed}; session={browser.cookie}"}
+        )
+        assert json.loads(response.body) == {"user": "grace"}
 
 
 async def test_current_user_costs_no_round_trip(

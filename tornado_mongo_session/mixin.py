@@ -172,9 +172,11 @@ class SessionMixin(_Base):
         return type(self).load_current_user is not SessionMixin.load_current_user
 
     def get_current_user(self) -> Any:
-        """The user id bound to the session (``None`` when nobody is), or what
-        :meth:`load_current_user` returned for it. Costs no query."""
-        return self.session.user_id
+        """What a ``get_current_user`` further along the bases returns (an application's own,
+        from a signed cookie, say), else the user id bound to the session (``None`` when
+        nobody is). Costs no query."""
+        user = super().get_current_user()
+        return self.session.user_id if user is None else user
 
     # -- WebSocket handlers (or any handler that saves before it finishes) -------------------
 
