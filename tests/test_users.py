@@ -301,6 +301,18 @@ async def test_current_user_costs_no_round_trip(
         assert command_log.names() == ["find"]  # the session's own read, nothing more
 
 
+async def test_login_round_trips_are_those_of_regenerate(
+    collection: Any, command_log: CommandLog, clock: Clock
+) -> None:
+    async with user_app(MongoSessionStore(collection), clock) as server:
+        browser = Device(server)
+        await browser.login()  # a new session: the indexes (once per store), one insert
+        assert command_log.names() == ["createIndexes", "createIndexes", "insert"]
+        command_log.clear()
+        await browser.login("grace")  # a loaded session: find, insert the new, delete the old
+        assert command_log.names() == ["find", "insert", "delete"]
+
+
 async def test_an_async_user_loader_runs_in_prepare(
     collection: Any, command_log: CommandLog, clock: Clock
 ) -> None:
