@@ -290,6 +290,23 @@ async def test_an_applications_own_get_current_user_still_comes_first(
         assert json.loads(response.body) == {"user": "grace"}
 
 
+async def test_current_user_is_nobody_while_the_store_is_unreachable(clock: Clock) -> None:
+    """Tornado reads current_user in every render(): a page that does not use the session
+    keeps working through an outage, and @authenticated fails closed."""
+    client = make_async_client("pymongo", "mongodb://127.0.0.1:9/", serverSelectionTimeoutMS=100)
+    try:
+        store = MongoSessionStore(client["nowhere"]["sessions"])
+        async with user_app(store, clock) as server:
+            cookie = "A" * 24 + "." + "B" * 43  # well formed: the store is asked, and fails
+            response = await server.fetch("/whoami-own", cookie=cookie)
+            assert response.code == 200
+            assert json.loads(response.body) == {"user": None}
+            response = await server.fetch("/whoami", cookie=cookie)
+            assert response.code == 302
+    finally:
+        await close_async_client(client)
+
+
 async def test_current_user_costs_no_round_trip(
     collection: Any, command_log: CommandLog, clock: Clock
 ) -> None:

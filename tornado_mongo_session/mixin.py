@@ -145,14 +145,15 @@ class SessionMixin(_Base):
                 self._session_cookie_in = cookie
                 try:
                     record = self._session_record = await store.load(cookie, now=config.clock())
-                    if record is not None and record.user_id is not None and self._loads_user():
-                        self.current_user = await self.load_current_user(record.user_id)
                 except SessionError as exc:
                     # Deferred: a handler that never touches self.session still gets its answer.
                     status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
                     message = "session load failed (%d if the handler uses it): %s"
                     log.error(message, status, exc, exc_info=exc)
                     self._session_load_error = (status, exc)
+                else:
+                    if record is not None and record.user_id is not None and self._loads_user():
+                        self.current_user = await self.load_current_user(record.user_id)
         parent = super().prepare()
         if parent is not None:
             await parent
@@ -174,9 +175,22 @@ class SessionMixin(_Base):
     def get_current_user(self) -> Any:
         """What a ``get_current_user`` further along the bases returns (an application's own,
         from a signed cookie, say), else the user id bound to the session (``None`` when
-        nobody is). Costs no query."""
+        nobody is, and when the store could not be reached). Costs no query."""
         user = super().get_current_user()
-        return self.session.user_id if user is None else user
+        if user is not None:
+            return user
+        # Not self.session: Tornado reads current_user for every render(), and a page that
+        # never uses the session must not build one, nor fail while the store is unreachable
+        # (then nobody is signed in: @authenticated redirects to the login page).
+        record = self._session_record
+        if record is not None and self._session is None:
+            return record.user_id
+        if self._session is None and (
+            self._session_cookie_in is None or self._session_load_error is not None
+        ):
+            return None
+        # The session, built if need be: a cookie that opened nothing is then cleared.
+        return self.session.user_id
 
     # -- WebSocket handlers (or any handler that saves before it finishes) -------------------
 
