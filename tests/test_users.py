@@ -109,7 +109,16 @@ class WhoamiOwn(SessionMixin, OwnUserBase):
         self.write({"user": user.decode() if isinstance(user, bytes) else user})
 
 
+class Regenerate(SessionMixin, tornado.web.RequestHandler):
+    """``POST``: ``regenerate()``; answers ``ok``."""
+
+    async def post(self) -> None:
+        self.session.regenerate()
+        self.write("ok")
+
+
 ROUTES: list[tuple[Any, ...]] = [
+    ("/regenerate", Regenerate),
     ("/whoami-own", WhoamiOwn),
     ("/login", Login),
     ("/whoami", Whoami),
@@ -254,6 +263,23 @@ async def test_login_binds_the_user_and_records_the_device(
         token = phone.cookie.split(".")[1]
         assert token not in json.dumps(doc, default=str)  # never a token, not even in the ua
         assert await phone.whoami() == {"user": "ada", "handle": session_handle(session_id)}
+
+
+async def test_regenerate_keeps_the_user_and_the_device_of_the_login(
+    collection: Any, sync_db: Database[Any], clock: Clock
+) -> None:
+    async with user_app(MongoSessionStore(collection), clock) as server:
+        phone = Device(server, PHONE)
+        await phone.login()
+        first = session_id_of(phone.cookie)
+        phone.user_agent = "something else now"
+        assert (await phone.fetch("/regenerate", method="POST")).code == 200
+        second = session_id_of(phone.cookie)
+        assert second != first
+        doc = raw_doc(sync_db, second)
+        assert doc is not None
+        assert (doc["user_id"], doc["ua"], doc["handle"]) == ("ada", PHONE, session_handle(second))
+        assert (await phone.whoami())["user"] == "ada"
 
 
 async def test_bind_user_none_unbinds_and_authenticated_redirects(

@@ -60,8 +60,11 @@ class Socket(SessionMixin, tornado.websocket.WebSocketHandler):
             self.write_message({"n": self.session["n"]})
         elif message == "check":
             self.write_message({"valid": await self.session_still_valid()})
-        elif message == "regenerate":
-            self.session.regenerate()
+        elif message in ("regenerate", "bind"):
+            if message == "bind":
+                self.session.bind_user("grace")
+            else:
+                self.session.regenerate()
             try:
                 await self.save_session()
             except SessionDataError as exc:
@@ -193,6 +196,8 @@ async def test_anonymous_socket_and_authenticated_handshake(clock: Clock) -> Non
         connection = await connect(server, None)
         try:
             assert await receive(connection) == {"user": None, "n": None}
+            connection.write_message("bind")  # a new session bound to a user needs a cookie
+            assert "not over a WebSocket" in (await receive(connection))["error"]
             connection.write_message("check")
             assert await receive(connection) == {"valid": False}
         finally:

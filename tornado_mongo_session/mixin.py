@@ -206,8 +206,10 @@ class SessionMixin(_Base):
         the store raises (:class:`SessionStoreUnavailable`, …).
         """
         session, record = self._session, self._session_record
-        if session is None or (record is None and session.is_new and not len(session)):
-            return
+        if session is None or (
+            record is None and session.is_new and not len(session) and session.user_id is None
+        ):
+            return  # nothing was ever stored, and nothing is to be
         if session.is_new or record is None or record.in_cookie:
             raise SessionDataError(
                 "this session can only be saved with a response that sets its cookie (a new, "

@@ -130,6 +130,7 @@ class TieredSessionStore:
                 now=request.now,
                 expires_at=request.expires_at,
                 promote=True,
+                user_id=request.user_id,
             )
         result = await self.server.save(move)
         log.debug("session moved to the server tier (%s)", why)
