@@ -181,7 +181,7 @@ class SessionStore(Protocol):
         ...
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class UserSession:
     """One live session of a user, as a "your devices" page shows it.
 
