@@ -136,14 +136,11 @@ class Session(MutableMapping[str, Any]):
         rotated_at: datetime | None = None,
         accessed_at: datetime | None = None,
         expires_at: datetime | None = None,
-        user_id: str | None = None,
-        ip: str | None = None,
-        user_agent: str | None = None,
     ) -> None:
         self.id: str = session_id or new_session_id()
-        self.user_id = user_id
-        self.ip = ip
-        self.user_agent = user_agent
+        self.user_id: str | None = None
+        self.ip: str | None = None
+        self.user_agent: str | None = None
         self._bound = False
         self.is_new = is_new
         self.created_at = created_at
@@ -160,7 +157,7 @@ class Session(MutableMapping[str, Any]):
     @classmethod
     def from_record(cls, record: base.SessionRecord) -> Session:
         """The session a store loaded."""
-        return cls(
+        session = cls(
             record.data,
             session_id=record.id,
             is_new=False,
@@ -168,10 +165,14 @@ class Session(MutableMapping[str, Any]):
             rotated_at=record.rotated_at,
             accessed_at=record.accessed_at,
             expires_at=record.expires_at,
-            user_id=record.user_id,
-            ip=record.ip,
-            user_agent=record.user_agent,
         )
+        if record.user_id is not None:
+            session.user_id, session.ip, session.user_agent = (
+                record.user_id,
+                record.ip,
+                record.user_agent,
+            )
+        return session
 
     def __getitem__(self, key: str) -> Any:
         value = self._data[key]

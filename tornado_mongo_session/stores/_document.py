@@ -140,7 +140,7 @@ class DocumentStore(abc.ABC):
         # one every server answers from its index (FerretDB scans the collection otherwise).
         if found is None or found.expires_at <= now or not token_matches(token, found.tokens):
             return None
-        return SessionRecord(
+        record = SessionRecord(
             id=session_id,
             data=dict(found.data),
             created_at=found.created_at,
@@ -149,10 +149,11 @@ class DocumentStore(abc.ABC):
             expires_at=found.expires_at,
             token=token,
             token_hashes=list(found.tokens),
-            user_id=found.user_id,
-            ip=found.ip,
-            user_agent=found.user_agent,
         )
+        if found.user_id is not None:  # only a bound session pays for its user's fields
+            record.user_id, record.ip = found.user_id, found.ip
+            record.user_agent = found.user_agent
+        return record
 
     async def save(self, request: NewSession | SessionUpdate) -> SaveResult:
         if isinstance(request, NewSession):
