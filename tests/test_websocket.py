@@ -22,12 +22,18 @@ from mongo_helpers import CommandLog, raw_doc
 from pymongo.database import Database
 
 from tornado_mongo_session import (
+    CookieSessionStore,
     MemorySessionStore,
     MongoSessionStore,
+    SessionConfigError,
     SessionDataError,
     SessionMixin,
     SessionStore,
+    TieredSessionStore,
 )
+from tornado_mongo_session.clock import utc_now
+
+SECRET = "websocket-test-secret-0123456789abcdef"
 
 
 class Login(SessionMixin, tornado.web.RequestHandler):
@@ -56,8 +62,15 @@ class Socket(SessionMixin, tornado.websocket.WebSocketHandler):
     async def on_message(self, message: str | bytes) -> None:
         if message == "incr":
             self.session["n"] = self.session.get("n", 0) + 1
+            try:
+                await self.save_session()
+            except SessionDataError as exc:
+                self.write_message({"error": str(exc)})
+            else:
+                self.write_message({"n": self.session["n"]})
+        elif message == "save":  # nothing changed: nothing to send
             await self.save_session()
-            self.write_message({"n": self.session["n"]})
+            self.write_message({"saved": True})
         elif message == "check":
             self.write_message({"valid": await self.session_still_valid()})
         elif message in ("regenerate", "bind"):
@@ -85,6 +98,7 @@ async def socket_app(store: SessionStore, clock: Clock) -> AsyncIterator[Server]
         session_settings=session_settings(token_ttl=5, touch_interval=60),
         session_clock=clock,
         login_url="/login",
+        cookie_secret=SECRET,
     ) as server:
         yield server
 
@@ -127,11 +141,18 @@ async def test_session_and_current_user_in_open_and_messages(
             before = raw_doc(sync_db, session_id_of(cookie))
             assert before is not None
 
+            connection.write_message("save")
+            assert await receive(connection) == {"saved": True}
+            assert command_log.names() == ["find", "update"]  # the touch was due: pushed
+            connection.write_message("save")
+            assert await receive(connection) == {"saved": True}
+            assert command_log.names() == ["find", "update"]  # nothing due: nothing sent
+            command_log.clear()
             connection.write_message("incr")
             assert await receive(connection) == {"n": 1}
             connection.write_message("incr")
             assert await receive(connection) == {"n": 2}
-            assert command_log.names() == ["find", "update", "update"]
+            assert command_log.names() == ["update", "update"]
             after = raw_doc(sync_db, session_id_of(cookie))
             assert after is not None
             assert after["data"]["n"] == 2
@@ -210,3 +231,55 @@ async def test_anonymous_socket_and_authenticated_handshake(clock: Clock) -> Non
             assert (await receive(connection))["user"] == "ada"
         finally:
             connection.close()
+
+
+async def test_cookie_and_tiered_stores_over_a_socket(collection: Any, clock: Clock) -> None:
+    cookie_store = CookieSessionStore(SECRET)
+    async with socket_app(cookie_store, clock) as server:
+        cookie = await login(server)
+        assert cookie.startswith("c1.")
+        connection = await connect(server, cookie)
+        try:
+            assert await receive(connection) == {"user": "ada", "n": 0}  # signed into the cookie
+            connection.write_message("check")  # no server to ask: the signed expiry
+            assert await receive(connection) == {"valid": True}
+            connection.write_message("incr")  # the data lives in the cookie: not over a socket
+            assert "not over a WebSocket" in (await receive(connection))["error"]
+            clock.advance(3 * 3600)
+            connection.write_message("check")
+            assert await receive(connection) == {"valid": False}
+        finally:
+            connection.close()
+
+    tiered = TieredSessionStore(cookie=cookie_store, server=MongoSessionStore(collection))
+    async with socket_app(tiered, clock) as server:
+        cookie = await login(server)
+        assert not cookie.startswith("c1.")  # a bound session is on the server
+        connection = await connect(server, cookie)
+        try:
+            await receive(connection)
+            connection.write_message("check")
+            assert await receive(connection) == {"valid": True}
+            assert await tiered.revoke_user("ada") == 1
+            connection.write_message("check")
+            assert await receive(connection) == {"valid": False}
+        finally:
+            connection.close()
+
+
+async def test_tiered_store_without_the_capability_says_so() -> None:
+    class Minimal:
+        async def load(self, cookie_value: str, *, now: Any) -> None:
+            return None
+
+        async def save(self, request: Any) -> Any:
+            raise NotImplementedError
+
+        async def delete(self, record: Any) -> None:
+            return None
+
+    tiered = TieredSessionStore(cookie=CookieSessionStore(SECRET), server=Minimal())
+    with pytest.raises(SessionConfigError, match="cannot list or revoke"):
+        await tiered.list_user_sessions("ada")
+    with pytest.raises(SessionConfigError, match="session_alive"):
+        await tiered.session_alive("x", now=utc_now())
