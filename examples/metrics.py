@@ -36,6 +36,7 @@ log = logging.getLogger("metrics")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
+# --8<-- [start:listener]
 class SessionMetrics:
     """A ``session_events`` listener that counts events and times store calls.
 
@@ -60,6 +61,9 @@ class SessionMetrics:
     def __call__(self, event: SessionEvent) -> None:
         self.events.labels(event.name, event.outcome).inc()
         self.latency.labels(event.operation).observe(event.latency)
+
+
+# --8<-- [end:listener]
 
 
 class Metrics(tornado.web.RequestHandler):
@@ -89,6 +93,7 @@ class Logout(SessionMixin, tornado.web.RequestHandler):
         self.write("logged out\n")
 
 
+# --8<-- [start:app]
 def make_app(
     settings: SessionSettings, store: MongoSessionStore, registry: CollectorRegistry | None = None
 ) -> tornado.web.Application:
@@ -102,6 +107,9 @@ def make_app(
         session_events=[SessionMetrics(registry)],
         metrics_registry=registry,
     )
+
+
+# --8<-- [end:app]
 
 
 async def main() -> None:
