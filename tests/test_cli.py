@@ -34,7 +34,7 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 
 def _env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_SESSION_")}
-    env["PYTHONPATH"] = str(TESTS)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH")]))
     env.update({f"TORNADO_SESSION_{k.upper()}": v for k, v in settings.items()})
     return env
 
