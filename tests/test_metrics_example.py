@@ -3,36 +3,21 @@ with prometheus_client's own parser."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from helpers import Browser, Server, serve
+from test_examples import load_example
 
 from tornado_mongo_session import MongoSessionStore, SessionSettings
 
 parser = pytest.importorskip("prometheus_client.parser")
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "metrics.py"
-
-
-def load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("example_metrics", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture
 async def server(collection: Any) -> AsyncIterator[Server]:
-    app = load_example().make_app(
+    app = load_example("metrics").make_app(
         SessionSettings(cookie_secure=False), MongoSessionStore(collection)
     )
     async with serve(app.wildcard_router.rules, **app.settings) as running:
