@@ -14,7 +14,13 @@ from handlers import STORE_ROUTES, Counter
 from helpers import Browser, Clock, LogRecords, Server, serve, session_settings
 from mongo_helpers import close_async_client, make_async_client
 
-from tornado_mongo_session import MemorySessionStore, MongoSessionStore, SessionConfigError
+from tornado_mongo_session import (
+    MemorySessionStore,
+    MongoSessionStore,
+    SessionConfigError,
+    SessionStoreUnavailable,
+    SessionTooLarge,
+)
 from tornado_mongo_session.config import SessionConfig
 from tornado_mongo_session.events import EVENT_NAMES, EventHooks, SessionEvent
 from tornado_mongo_session.tokens import encode_cookie, new_session_id, new_token
@@ -178,3 +184,22 @@ def test_the_setting_is_checked() -> None:
     assert hooks.listeners == (listener,)
     with pytest.raises(SessionConfigError, match=r"session_events.*got str"):
         SessionConfig({"session_events": [listener, "counter"]})
+
+
+async def test_observe_names_each_kind_of_failure() -> None:
+    events = Events()
+    hooks = EventHooks([events])
+
+    async def fails(exc: Exception) -> None:
+        raise exc
+
+    for exc in (SessionStoreUnavailable("down"), SessionTooLarge("big", size=2, limit=1)):
+        with pytest.raises(type(exc)):
+            await hooks.observe("save", fails(exc), lambda _: "saved")
+    with pytest.raises(RuntimeError):
+        await hooks.observe("delete", fails(RuntimeError("driver bug")), lambda _: "revoked")
+    assert [(e.name, e.operation, e.outcome) for e in events] == [
+        ("store_failed", "save", "unavailable"),
+        ("store_failed", "save", "refused"),
+        ("store_failed", "delete", "error"),
+    ]

@@ -21,7 +21,6 @@ from typing import Any, Final, Protocol, TypeVar
 from tornado_mongo_session.errors import (
     SessionConfigError,
     SessionDataError,
-    SessionError,
     SessionStoreUnavailable,
 )
 
@@ -133,12 +132,12 @@ class EventHooks:
     async def observe(
         self, operation: str, call: Awaitable[_T], name_of: Callable[[_T], str]
     ) -> _T:
-        """Await the store call ``call``, timing it; emit ``name_of(result)`` or, if it raises
-        a :class:`SessionError`, ``store_failed`` (and raise it on)."""
+        """Await the store call ``call``, timing it; emit ``name_of(result)`` or, if it
+        raises, ``store_failed`` (and raise it on)."""
         started = perf_counter()
         try:
             result = await call
-        except SessionError as exc:
+        except Exception as exc:
             self.emit("store_failed", operation, perf_counter() - started, failure_kind(exc))
             raise
         self.emit(name_of(result), operation, perf_counter() - started)

@@ -138,9 +138,9 @@ class SessionMixin(_Base):
             cookie = parse_cookie(header).get(config.cookie_name) if header else None
             if cookie:
                 self._session_cookie_in = cookie
-                load = store.load(cookie, now=config.clock())
                 events = config.events
                 try:
+                    load = store.load(cookie, now=config.clock())
                     if events is None:  # no listener: not even a timing is taken
                         self._session_record = await load
                     else:
