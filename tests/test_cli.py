@@ -125,6 +125,9 @@ def test_a_bad_setting_exits_1_naming_its_variable(cli: Run) -> None:
     result = cli("stats", token_ttl="-1")
     assert result.returncode == 1
     assert "TORNADO_SESSION_TOKEN_TTL" in one_error_line(result)
+    rule = cli("stats", cookie_samesite="None", cookie_secure="false")  # a rule across fields
+    assert rule.returncode == 1
+    assert "cookie_samesite='None' requires cookie_secure=True" in one_error_line(rule)
 
 
 def test_a_bad_store_option_exits_1(cli: Run) -> None:

@@ -74,7 +74,10 @@ def _settings() -> SessionSettings:
         return SessionSettings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"TORNADO_SESSION_{'_'.join(str(p) for p in e['loc']).upper() or '?'}: {e['msg']}"
+            # A rule across fields (the cookie rules) has no location: its message names them.
+            f"TORNADO_SESSION_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            if e["loc"]
+            else e["msg"]
             for e in exc.errors()
         )
         raise CliError(f"invalid settings: {problems}", USAGE) from None
@@ -171,8 +174,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
     "--store",
     "store_factory",
     metavar="MODULE:CALLABLE",
-    help="Build the store with CALLABLE(settings) from MODULE (default: MongoSessionStore"
-    ".from_settings).",
+    help="Build the store with CALLABLE(settings) from MODULE (CALLABLE defaults to make_store; "
+    "without --store: MongoSessionStore.from_settings).",
 )
 @click.version_option(package_name="tornado-mongo-session", prog_name=PROG)
 @click.pass_context
