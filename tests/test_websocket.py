@@ -91,7 +91,7 @@ class AuthenticatedSocket(Socket):
 
 
 @asynccontextmanager
-async def socket_app(store: SessionStore, clock: Clock) -> AsyncIterator[Server]:
+async def socket_app(store: SessionStore, clock: Clock, **extra: Any) -> AsyncIterator[Server]:
     async with serve(
         [("/login", Login), ("/read", Read), ("/ws", Socket), ("/ws-auth", AuthenticatedSocket)],
         session_store=store,
@@ -99,6 +99,7 @@ async def socket_app(store: SessionStore, clock: Clock) -> AsyncIterator[Server]
         session_clock=clock,
         login_url="/login",
         cookie_secret=SECRET,
+        **extra,
     ) as server:
         yield server
 
@@ -283,3 +284,19 @@ async def test_tiered_store_without_the_capability_says_so() -> None:
         await tiered.list_user_sessions("ada")
     with pytest.raises(SessionConfigError, match="session_alive"):
         await tiered.session_alive("x", now=utc_now())
+
+
+async def test_save_session_is_a_saved_event(clock: Clock) -> None:
+    seen: list[str] = []
+    store = MemorySessionStore()
+    async with socket_app(store, clock, session_events=lambda e: seen.append(e.name)) as server:
+        cookie = await login(server)
+        connection = await connect(server, cookie)
+        try:
+            await receive(connection)
+            seen.clear()
+            connection.write_message("incr")
+            assert await receive(connection) == {"n": 1}
+            assert seen == ["saved"]
+        finally:
+            connection.close()
