@@ -219,23 +219,34 @@ def document(store: SessionStore, sync_db: Database[Any], session_id: str) -> di
     return raw_doc(sync_db, session_id)
 
 
+class Minimal:
+    """A third-party store without the capability."""
+
+    async def load(self, cookie_value: str, *, now: Any) -> None:
+        return None
+
+    async def save(self, request: Any) -> Any:
+        raise NotImplementedError
+
+    async def delete(self, record: Any) -> None:
+        return None
+
+
 def test_the_stores_have_the_capability_and_the_protocol_stays_optional() -> None:
     memory = MemorySessionStore()
     assert isinstance(memory, UserSessionStore)
-    assert isinstance(TieredSessionStore(cookie=CookieSessionStore(SECRET), server=memory), object)
-
-    class Minimal:  # a third-party store without the capability is still a SessionStore
-        async def load(self, cookie_value: str, *, now: Any) -> None:
-            return None
-
-        async def save(self, request: Any) -> Any:
-            raise NotImplementedError
-
-        async def delete(self, record: Any) -> None:
-            return None
-
-    assert isinstance(Minimal(), SessionStore)
+    tiered = TieredSessionStore(cookie=CookieSessionStore(SECRET), server=memory)
+    assert isinstance(tiered, UserSessionStore)
+    assert isinstance(Minimal(), SessionStore)  # still a SessionStore
     assert not isinstance(Minimal(), UserSessionStore)
+
+
+async def test_tiered_store_without_the_capability_says_so() -> None:
+    tiered = TieredSessionStore(cookie=CookieSessionStore(SECRET), server=Minimal())
+    with pytest.raises(SessionConfigError, match="cannot list or revoke"):
+        await tiered.list_user_sessions("ada")
+    with pytest.raises(SessionConfigError, match="session_alive"):
+        await tiered.session_alive("x", now=utc_now())
 
 
 # -- bind_user and current_user -----------------------------------------------------------------

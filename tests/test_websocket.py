@@ -25,13 +25,11 @@ from tornado_mongo_session import (
     CookieSessionStore,
     MemorySessionStore,
     MongoSessionStore,
-    SessionConfigError,
     SessionDataError,
     SessionMixin,
     SessionStore,
     TieredSessionStore,
 )
-from tornado_mongo_session.clock import utc_now
 
 SECRET = "websocket-test-secret-0123456789abcdef"
 
@@ -266,24 +264,6 @@ async def test_cookie_and_tiered_stores_over_a_socket(collection: Any, clock: Cl
             assert await receive(connection) == {"valid": False}
         finally:
             connection.close()
-
-
-async def test_tiered_store_without_the_capability_says_so() -> None:
-    class Minimal:
-        async def load(self, cookie_value: str, *, now: Any) -> None:
-            return None
-
-        async def save(self, request: Any) -> Any:
-            raise NotImplementedError
-
-        async def delete(self, record: Any) -> None:
-            return None
-
-    tiered = TieredSessionStore(cookie=CookieSessionStore(SECRET), server=Minimal())
-    with pytest.raises(SessionConfigError, match="cannot list or revoke"):
-        await tiered.list_user_sessions("ada")
-    with pytest.raises(SessionConfigError, match="session_alive"):
-        await tiered.session_alive("x", now=utc_now())
 
 
 async def test_save_session_is_a_saved_event(clock: Clock) -> None:
