@@ -35,13 +35,13 @@ __all__ = ["MemorySessionStore"]
 log = logging.getLogger("tornado_mongo_session.memory")
 
 _MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's document limit
-# Below this, the fields beside the data (100 tokens at most, 4 times) cannot take a document
-# over the limit, so the data's size need not be exact.
+# Below this, the fields beside the data (100 tokens, 16 retired ones, 4 times) cannot take a
+# document over the limit, so the data's size need not be exact.
 _NEAR_LIMIT = _MAX_DOCUMENT_BYTES - 64 * 1024
 _TIMES = ("created_at", "accessed_at", "rotated_at", "expires_at")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class _Held(StoredSession):
     """One session's document, as values MongoDB would return: tokens as a tuple, times as BSON
     stores them, ``data`` as BSON decodes it (a save replaces it; a load shares its values).
@@ -117,7 +117,7 @@ class MemorySessionStore(DocumentStore):
         session_id = doc["_id"]
         if session_id in self._records:
             raise SessionStoreError("session id collision during insert")
-        fields = {name: _stored_time(doc[name]) for name in _TIMES}
+        fields: dict[str, Any] = {name: _stored_time(doc[name]) for name in _TIMES}
         raw = encode_for_store(doc["data"], what="insert")
         held = _Held(tokens=tuple(doc["tokens"]), data=decode(raw), size=len(raw), **fields)
         if held.size >= _NEAR_LIMIT:
@@ -149,6 +149,10 @@ class MemorySessionStore(DocumentStore):
                 updates[name] = _stored_time(updates[name])
         if "tokens" in updates:
             updates["tokens"] = tuple(updates["tokens"])
+        if "retired" in updates:
+            updates["retired"] = tuple(
+                {"h": entry["h"], "at": _stored_time(entry["at"])} for entry in updates["retired"]
+            )
         if changed or removed:
             data, size = _apply(held, changed, [path[5:] for path in removed])
             if size >= _NEAR_LIMIT:
@@ -163,7 +167,7 @@ class MemorySessionStore(DocumentStore):
 
 def _document(session_id: str, held: _Held, data: dict[str, Any] | None = None) -> dict[str, Any]:
     """The document as MongoDB would return it (with ``data`` in place of the data, if given)."""
-    return {
+    doc = {
         "_id": session_id,
         "tokens": list(held.tokens),
         "created_at": held.created_at,
@@ -172,6 +176,9 @@ def _document(session_id: str, held: _Held, data: dict[str, Any] | None = None) 
         "expires_at": held.expires_at,
         "data": held.data if data is None else data,
     }
+    if held.retired:  # the field exists from the first eviction on, as in MongoDB
+        doc["retired"] = [dict(entry) for entry in held.retired]
+    return doc
 
 
 def _apply(held: _Held, changed: dict[str, Any], removed: list[str]) -> tuple[dict[str, Any], int]:
