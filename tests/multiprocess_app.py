@@ -8,7 +8,8 @@ several Tornado processes or hosts do in production::
 
 It listens on a free 127.0.0.1 port, prints ``port <n>`` on stdout, and serves until SIGTERM.
 Routes: the stress tests' ``POST /w?k=&v=`` (sets one key, answers ``{id, loaded}``) and
-``GET /r`` (answers ``{id, loaded, data}``); ``POST /clock?at=<epoch seconds>`` freezes its
+``GET /r`` (answers ``{id, loaded, data}``), ``POST /login`` (``regenerate()``, answers the new
+id); ``POST /clock?at=<epoch seconds>`` freezes its
 ``session_clock`` there (``/clock`` without ``at``: the real clock again), so that several
 processes can agree that a token has aged without sleeping. The rotator is the default one
 (``IntervalRotator``).
@@ -26,6 +27,7 @@ import pymongo
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
+from handlers import Login
 from stress.stress_support import ROUTES  # tests/ is sys.path[0]: this script's folder
 
 from tornado_mongo_session import MongoSessionStore, SessionSettings
@@ -63,7 +65,7 @@ async def serve(args: argparse.Namespace) -> None:
         cookie_secure=False, token_ttl=args.token_ttl, tokens_kept=args.tokens_kept
     )
     app = tornado.web.Application(
-        [*ROUTES, ("/clock", Clock)],
+        [*ROUTES, ("/login", Login), ("/clock", Clock)],
         session_store=MongoSessionStore(client[args.db]["sessions"]),
         session_settings=settings,
         session_clock=SettableClock(),

@@ -149,8 +149,8 @@ LOGIN_ROUNDS = 40
 PARALLEL_READS = 4
 
 
-async def read(client: LoadClient, jar: Jar, cookie: str | None) -> str:
-    jar.update((await client.fetch("/read", cookie=cookie)).response)
+async def read(client: LoadClient, jar: Jar, cookie: str | None, path: str = "/read") -> str:
+    jar.update((await client.fetch(path, cookie=cookie)).response)
     return ""
 
 
@@ -212,6 +212,61 @@ async def test_login_racing_parallel_reads(collection: Any, sync_db: Any, driver
         verdict=PASS if pre_login_holder_in == 0 else FAIL,
     )
     assert pre_login_holder_in == 0  # fixation protection whole
+
+
+@pytest.mark.parametrize("driver_name", ["pymongo"])
+async def test_login_racing_parallel_reads_across_processes(
+    mongo_url: str, sync_client: pymongo.MongoClient[Any], driver_name: str
+) -> None:
+    """As above, with the 4 reads and the login spread over three app processes."""
+    ttl = 0.5
+    db = f"tms_login_{uuid.uuid4().hex[:12]}"
+    processes = start_apps(mongo_url, db, driver_name, token_ttl=ttl)
+    apps = Apps(db)
+    logged_out = 0
+    pre_login_holder_in = 0
+    try:
+        for process in processes:
+            apps.clients.append(LoadClient(f"http://127.0.0.1:{read_port(process)}"))
+        for round_ in range(LOGIN_ROUNDS):
+            jar = Jar()
+            jar.update((await apps.client(round_).fetch("/w?k=cart&v=1", method="POST")).response)
+            pre_login = jar.value
+            await asyncio.sleep(ttl)
+            results = await asyncio.gather(
+                *(read(apps.client(i), jar, pre_login, "/r") for i in range(PARALLEL_READS)),
+                login(apps.client(round_ + 1), jar, pre_login),
+            )
+            new_id = results[-1]
+            final = await apps.client(round_ + 2).fetch("/r", cookie=jar.value)
+            assert final.response is not None
+            if not opened(final.code, final.response.body, new_id):
+                logged_out += 1
+            probe = await apps.client(round_).fetch("/r", cookie=pre_login)
+            assert probe.response is not None
+            if json.loads(probe.response.body)["id"] == new_id:
+                pre_login_holder_in += 1
+    finally:
+        for client in apps.clients:
+            client.close()
+        stop_apps(processes)
+        sync_client.drop_database(db)
+    record(
+        f"login racing {PARALLEL_READS} parallel reads, 3 processes ({driver_name})",
+        group="2",
+        done=(
+            f"{LOGIN_ROUNDS} rounds: an anonymous session with its token due (token_ttl "
+            f"{ttl:g} s), then {PARALLEL_READS} reads and a login at once from one browser jar, "
+            "spread over 3 app processes"
+        ),
+        measured={
+            "rounds ending logged out": logged_out,
+            "rounds": LOGIN_ROUNDS,
+            "pre-login cookie opening the new session": pre_login_holder_in,
+        },
+        verdict=PASS if pre_login_holder_in == 0 else FAIL,
+    )
+    assert pre_login_holder_in == 0
 
 
 STORM_TTL = 0.05
