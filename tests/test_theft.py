@@ -107,9 +107,14 @@ def store(collection: Any) -> MongoSessionStore:
 
 @asynccontextmanager
 async def theft_app(
-    store: MongoSessionStore, clock: Clock | None, **overrides: Any
+    store: MongoSessionStore,
+    clock: Clock | None,
+    events: list[Any] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Server]:
     extra: dict[str, Any] = {} if clock is None else {"session_clock": clock}
+    if events is not None:
+        extra["session_events"] = events.append
     async with serve(
         ROUTES,
         session_store=store,
@@ -259,7 +264,8 @@ async def thief_scenario(app: Server, clock: Clock) -> tuple[str, str, str]:
 async def test_an_active_thief_is_caught_by_token_reuse(
     store: MongoSessionStore, clock: Clock, sync_db: Any, security_events: LogRecords, mode: str
 ) -> None:
-    async with theft_app(store, clock, reuse_detection=mode) as app:
+    events: list[Any] = []
+    async with theft_app(store, clock, events, reuse_detection=mode) as app:
         session_id, victim, thief = await thief_scenario(app, clock)
         # Moments after its eviction the victim's token is refused, its cookie left alone.
         clock.advance(1)
@@ -281,6 +287,9 @@ async def test_an_active_thief_is_caught_by_token_reuse(
         assert session_id not in text
         assert cookie_parts(victim)[1] not in text
         assert cookie_parts(thief)[1] not in text
+        names = [event.name for event in events]
+        assert names.count("theft_detected") == 1
+        assert names.count("revoked") == (1 if mode == "revoke" else 0)
         thief_after = await app.fetch("/read", cookie=thief)
         if mode == "revoke":
             assert raw_doc(sync_db, session_id) is None  # ended for every holder

@@ -23,6 +23,7 @@ from tornado_mongo_session.errors import (
     SessionStoreUnavailable,
     SessionTooLarge,
 )
+from tornado_mongo_session.events import SessionEvent, SessionEventListener
 from tornado_mongo_session.mixin import SessionMixin
 from tornado_mongo_session.rotation import IntervalRotator, NeverRotator, TokenRotator
 from tornado_mongo_session.session import Session
@@ -54,6 +55,8 @@ __all__ = [
     "SessionDataError",
     "SessionEnded",
     "SessionError",
+    "SessionEvent",
+    "SessionEventListener",
     "SessionMixin",
     "SessionRecord",
     "SessionSettings",

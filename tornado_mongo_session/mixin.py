@@ -40,7 +40,12 @@ from tornado_mongo_session.policy import (
     plan_save,
 )
 from tornado_mongo_session.session import Session
-from tornado_mongo_session.stores.base import SessionRecord, SessionStore
+from tornado_mongo_session.stores.base import (
+    NewSession,
+    SaveResult,
+    SessionRecord,
+    SessionStore,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -69,8 +74,10 @@ class SessionMixin(_Base):
     Application settings it reads: ``session_store`` (required unless the handler class sets a
     ``session_store`` attribute), ``session_settings`` (a :class:`SessionSettings`; default: one
     read from the environment), ``session_rotator`` (a :class:`TokenRotator`; default:
-    ``IntervalRotator(token_ttl, tokens_kept)``) and ``session_clock`` (a callable returning an
-    aware UTC datetime; for tests).
+    ``IntervalRotator(token_ttl, tokens_kept)``), ``session_clock`` (a callable returning an
+    aware UTC datetime; for tests) and ``session_events`` (listeners called with a
+    :class:`~tornado_mongo_session.events.SessionEvent` per store call; see
+    docs/observability.md).
 
     A handler that overrides ``prepare`` must ``await super().prepare()`` first; one that
     overrides ``finish`` or ``on_finish`` must call the parent's. Set ``session_autoload =
@@ -152,8 +159,13 @@ class SessionMixin(_Base):
                 self._session_cookie_in = cookie
                 now = config.clock()
                 elapsed = self.request.request_time()  # since Tornado read the headers
+                events = config.events
                 try:
-                    record = await store.load(cookie, now=now)
+                    load = store.load(cookie, now=now)
+                    if events is None:  # no listener: not even a timing is taken
+                        record = await load
+                    else:
+                        record = await events.observe("load", load, _load_event)
                     if record is not None and record.token_retired_at is not None:
                         record = await self._session_judge(record, store, now, elapsed)
                     self._session_record = record
@@ -191,8 +203,12 @@ class SessionMixin(_Base):
             self.request.remote_ip,
             "session revoked" if revoke else "logged only (reuse_detection=log)",
         )
+        events = config.events
+        if events is not None:
+            events.emit("theft_detected", "load", 0.0)
         if revoke:
-            await store.delete(record)
+            delete = store.delete(record)
+            await (delete if events is None else events.observe("delete", delete, _revoke_event))
         return None
 
     def flush(self, include_footers: bool = False) -> asyncio.Future[None]:
@@ -301,8 +317,14 @@ class SessionMixin(_Base):
     async def _execute_plan(self, plan: SavePlan) -> None:
         """Send the plan's save (one store call) and retire the replaced session, if any."""
         store = self._session_store()
+        events = self._session_config.events
         if plan.save is not None:
-            result = await store.save(plan.save)
+            save = store.save(plan.save)
+            if events is None:
+                result = await save
+            else:
+                name = _new_event if isinstance(plan.save, NewSession) else _update_event
+                result = await events.observe("save", save, name)
             cookie = result.cookie_value or plan.resend_cookie
             if cookie is not None and not self._headers_written:
                 self._set_session_cookie(cookie, plan.expires_at, plan.now)
@@ -310,7 +332,8 @@ class SessionMixin(_Base):
                 self._session.saved(plan.save, result)
         # Insert first, delete second: a failure leaves the user in the old session, not none.
         if plan.retire is not None:
-            await store.delete(plan.retire)
+            delete = store.delete(plan.retire)
+            await (delete if events is None else events.observe("delete", delete, _revoke_event))
         if plan.clear_cookie and not self._headers_written:
             self.clear_cookie(self._session_config.cookie_name, **self._session_config.cookie_attrs)
 
@@ -348,3 +371,22 @@ class SessionMixin(_Base):
             self.set_cookie(config.cookie_name, value, max_age=max_age, **config.cookie_attrs)
         else:
             self.add_header("Set-Cookie", header)
+
+
+# What each store call's result is called as a SessionEvent (tornado_mongo_session.events).
+
+
+def _load_event(record: SessionRecord | None) -> str:
+    return "expired" if record is None else "loaded"
+
+
+def _new_event(_result: SaveResult) -> str:
+    return "created"
+
+
+def _update_event(result: SaveResult) -> str:
+    return "rotated" if result.rotated else "saved"
+
+
+def _revoke_event(_result: None) -> str:
+    return "revoked"
