@@ -392,3 +392,21 @@ async def test_a_write_whose_session_a_login_ended_answers_409(
     assert doc_of(sync_db, cookie) is None
     assert "late" not in doc_of(sync_db, relogin.cookie_value())["data"]  # type: ignore[index]
     assert any("answering 409" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_retired_list_is_bounded_and_set_in_the_rotation_update(
+    app: Server, clock: Clock, sync_db: Any, command_log: Any
+) -> None:
+    cookie = await login(app)
+    for _ in range(25):
+        clock.advance(TOKEN_TTL)
+        command_log.clear()
+        cookie = (await app.fetch("/read", cookie=cookie)).cookie_value() or cookie
+        assert command_log.names() == ["find", "update"]  # a rotation: still 2 round trips
+    doc = doc_of(sync_db, cookie)
+    assert doc is not None
+    assert len(doc["tokens"]) == 3
+    assert len(doc["retired"]) == 16
+    assert not set(doc["tokens"]) & {entry["h"] for entry in doc["retired"]}
+    times = [entry["at"] for entry in doc["retired"]]
+    assert times == sorted(times, reverse=True)  # newest first
