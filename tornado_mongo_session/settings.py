@@ -115,7 +115,8 @@ class SessionSettings(BaseSettings):
         "reuse: a request sent before the browser received newer tokens (queued by a proxy, "
         "a slow network, clocks of several app hosts a little apart) is refused without "
         "ending the session or clearing the cookie. A request that arrived before its token "
-        "was retired is served whatever its duration.",
+        "was retired (a slow upload) is still served, while the session remembers that token "
+        "(its last 16 retired ones).",
     )
     idle_timeout: float = Field(
         default=7200.0,

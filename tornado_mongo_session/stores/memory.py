@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -150,9 +150,7 @@ class MemorySessionStore(DocumentStore):
         if "tokens" in updates:
             updates["tokens"] = tuple(updates["tokens"])
         if "retired" in updates:
-            updates["retired"] = tuple(
-                {"h": entry["h"], "at": _stored_time(entry["at"])} for entry in updates["retired"]
-            )
+            updates["retired"] = _stored_retired(updates["retired"])
         if changed or removed:
             data, size = _apply(held, changed, [path[5:] for path in removed])
             if size >= _NEAR_LIMIT:
@@ -202,6 +200,19 @@ def _stored_time(value: datetime) -> datetime:
         value = as_utc(value)
         value = value.replace(microsecond=value.microsecond // 1000 * 1000)
     return value
+
+
+def _stored_retired(retired: list[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+    """The ``retired`` entries as BSON stores them. A rotation puts its new entries first and
+    carries the stored ones over: only the entries before the first stored one are converted."""
+    converted: list[Mapping[str, Any]] = []
+    for index, entry in enumerate(retired):
+        at = entry["at"]
+        stored = _stored_time(at)
+        if stored is at:
+            return (*converted, *retired[index:])
+        converted.append({"h": entry["h"], "at": stored})
+    return tuple(converted)
 
 
 def _check_size(beside: dict[str, Any], size: int, what: str) -> None:
