@@ -18,6 +18,7 @@ from tornado_mongo_session import (
     NeverRotator,
     NewSession,
     Session,
+    SessionEnded,
     SessionRecord,
     SessionTooLarge,
     SessionUpdate,
@@ -442,3 +443,23 @@ def run_with(session: Session) -> SavePlan | None:
         rules=RULES,
         headers_open=True,
     )
+
+
+def test_a_late_cookie_refuses_a_new_sessions_data_but_not_a_read() -> None:
+    def plan(handler: Callable[[Session], None]) -> SavePlan | None:
+        session = Session()
+        handler(session)
+        return plan_save(
+            loaded=None,
+            session=session,
+            cookie_in=COOKIE,
+            now=NOW,
+            rotator=IntervalRotator(every=5, keep=3),
+            rules=RULES,
+            headers_open=True,
+            cookie_late=True,
+        )
+
+    assert plan(read) is None  # nothing written, the cookie left alone
+    with pytest.raises(SessionEnded, match="newer one"):
+        plan(assign("cart", 1))

@@ -410,3 +410,18 @@ async def test_the_retired_list_is_bounded_and_set_in_the_rotation_update(
     assert not set(doc["tokens"]) & {entry["h"] for entry in doc["retired"]}
     times = [entry["at"] for entry in doc["retired"]]
     assert times == sorted(times, reverse=True)  # newest first
+
+
+async def test_a_late_request_that_writes_is_refused_not_given_a_new_cookie(
+    app: Server, clock: Clock, sync_db: Any
+) -> None:
+    """Its token was retired moments before it arrived: the browser holds a newer one, which
+    a new session's cookie would replace (a logout). The write is refused with 409 instead."""
+    _, victim, _ = await thief_scenario(app, clock)  # the first cookie, retired just now
+    clock.advance(1)
+    before = sync_db.sessions.count_documents({})
+    response = await app.fetch("/write?k=cart&v=9", cookie=victim)
+    assert response.code == 409
+    assert "nothing was saved" in response.text
+    assert response.set_cookies == []
+    assert sync_db.sessions.count_documents({}) == before

@@ -62,8 +62,8 @@ security_log = logging.getLogger("tornado_mongo_session.security")
 
 _FAILURE_BODIES = {
     503: "Session store unavailable, try again shortly.\n",
-    409: "Your session ended (a login or logout in another request) before this request's "
-    "change could be saved: nothing was saved.\n",
+    409: "Your session changed in another request (a login, a logout, or a newer token) "
+    "before this request's change could be saved: nothing was saved. Reload and try again.\n",
 }
 
 
@@ -95,6 +95,7 @@ class SessionMixin(_Base):
     _session_load_error: tuple[int, BaseException] | None = None
     _session_config_of_app: SessionConfig | None = None
     _session_cookie_stale: bool = False
+    _session_cookie_late: bool = False
 
     @property
     def _session_config(self) -> SessionConfig:
@@ -190,6 +191,7 @@ class SessionMixin(_Base):
         if verdict is TokenVerdict.OPENS:
             return record
         if verdict is TokenVerdict.LATE:
+            self._session_cookie_late = True
             return None
         self._session_cookie_stale = True
         revoke = config.rules.revoke_on_reuse
@@ -246,7 +248,7 @@ class SessionMixin(_Base):
             if self.get_status() < 500:
                 try:
                     plan = self._session_plan()
-                except (SessionDataError, TypeError, ValueError) as exc:
+                except (SessionDataError, SessionEnded, TypeError, ValueError) as exc:
                     self._session_failure_response(exc)  # nothing was written
                     return super().finish()
             else:
@@ -290,6 +292,7 @@ class SessionMixin(_Base):
             rules=config.rules,
             headers_open=not self._headers_written,
             cookie_stale=self._session_cookie_stale,
+            cookie_late=self._session_cookie_late,
         )
         if plan is not None and plan.unsaved_data:
             log.warning(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from tornado_mongo_session.errors import SessionTooLarge
+from tornado_mongo_session.errors import SessionEnded, SessionTooLarge
 from tornado_mongo_session.stores.base import NewSession, Rotation, SessionRecord, SessionUpdate
 
 if TYPE_CHECKING:
@@ -146,17 +146,27 @@ def plan_save(
     rules: SaveRules,
     headers_open: bool,
     cookie_stale: bool = False,
+    cookie_late: bool = False,
 ) -> SavePlan | None:
     """Decide what this request must write; ``None`` when nothing.
 
     ``loaded`` is the record the request's cookie opened, ``session`` the session object if the
     handler touched it, ``cookie_in`` the cookie value the request carried, ``cookie_stale``
     whether the request proved that cookie stale (a reused token): only then, or at a logout,
-    is the cookie cleared. Raises ``TypeError``/``ValueError`` naming the key for data that
-    can't be stored, and :class:`SessionTooLarge` over ``max_session_bytes``; nothing is
-    written then.
+    is the cookie cleared. ``cookie_late``: the cookie's token was retired moments before the
+    request arrived (:attr:`TokenVerdict.LATE`); the browser holds a newer one, so data written
+    to the request's new, empty session is refused (:class:`SessionEnded`) rather than stored
+    under a cookie that would replace the good one. Raises ``TypeError``/``ValueError``
+    naming the key for data that can't be stored, and :class:`SessionTooLarge` over
+    ``max_session_bytes``; nothing is written then.
     """
     if session is not None and session.is_new:
+        if cookie_late and loaded is None and should_store_new(session, headers_open):
+            raise SessionEnded(
+                "this request's session token was replaced by a newer one moments before it "
+                "arrived; its data was not saved (a new session would have replaced the "
+                "browser's newer cookie)"
+            )
         return _plan_new(loaded, session, cookie_in, now, rules, headers_open, cookie_stale)
     if loaded is None:
         if cookie_stale and should_clear_cookie(cookie_in, headers_open):
