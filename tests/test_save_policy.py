@@ -433,15 +433,19 @@ def test_regenerate_is_refused_once_the_id_is_frozen() -> None:
     assert not session.is_new
 
 
-def run_with(session: Session) -> SavePlan | None:
+def run_with(
+    session: Session, *, loaded: SessionRecord | None = None, cookie_late: bool = False
+) -> SavePlan | None:
+    """The plan for ``session`` (loaded from ``loaded``, default :func:`stored`)."""
     return plan_save(
-        loaded=stored(),
+        loaded=stored() if loaded is None and not cookie_late else loaded,
         session=session,
         cookie_in=COOKIE,
         now=NOW,
         rotator=IntervalRotator(every=5, keep=3),
         rules=RULES,
         headers_open=True,
+        cookie_late=cookie_late,
     )
 
 
@@ -449,16 +453,7 @@ def test_a_late_cookie_refuses_a_new_sessions_data_but_not_a_read() -> None:
     def plan(handler: Callable[[Session], None]) -> SavePlan | None:
         session = Session()
         handler(session)
-        return plan_save(
-            loaded=None,
-            session=session,
-            cookie_in=COOKIE,
-            now=NOW,
-            rotator=IntervalRotator(every=5, keep=3),
-            rules=RULES,
-            headers_open=True,
-            cookie_late=True,
-        )
+        return run_with(session, cookie_late=True)
 
     assert plan(read) is None  # nothing written, the cookie left alone
     with pytest.raises(SessionEnded, match="newer one"):
