@@ -67,9 +67,11 @@ class Apps:
             assert outcome.code == 200
 
 
-def start_apps(url: str, db: str, driver: str) -> list[subprocess.Popen[str]]:
+def start_apps(
+    url: str, db: str, driver: str, *, token_ttl: float = TOKEN_TTL
+) -> list[subprocess.Popen[str]]:
     argv = [sys.executable, str(APP), "--url", url, "--db", db, "--driver", driver]
-    argv += ["--token-ttl", str(TOKEN_TTL), "--tokens-kept", str(TOKENS_KEPT)]
+    argv += ["--token-ttl", str(token_ttl), "--tokens-kept", str(TOKENS_KEPT)]
     return [
         subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         for _ in range(PROCESSES)

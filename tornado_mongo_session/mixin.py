@@ -28,10 +28,18 @@ from tornado_mongo_session.config import SessionConfig, config_of
 from tornado_mongo_session.errors import (
     SessionConfigError,
     SessionDataError,
+    SessionEnded,
     SessionError,
     SessionStoreUnavailable,
 )
-from tornado_mongo_session.policy import SavePlan, plan_save
+from tornado_mongo_session.policy import (
+    SavePlan,
+    TokenVerdict,
+    arrival,
+    judge_token,
+    plan_after_error,
+    plan_save,
+)
 from tornado_mongo_session.session import Session
 from tornado_mongo_session.stores.base import (
     NewSession,
@@ -50,6 +58,14 @@ else:
 __all__ = ["SessionMixin"]
 
 log = logging.getLogger("tornado_mongo_session")
+security_log = logging.getLogger("tornado_mongo_session.security")
+
+
+_FAILURE_BODIES = {
+    503: "Session store unavailable, try again shortly.\n",
+    409: "Your session changed in another request (a login, a logout, or a newer token) "
+    "before this request's change could be saved: nothing was saved. Reload and try again.\n",
+}
 
 
 class SessionMixin(_Base):
@@ -90,6 +106,8 @@ class SessionMixin(_Base):
     _session_deferred: SavePlan | None = None
     _session_load_error: tuple[int, BaseException] | None = None
     _session_config_of_app: SessionConfig | None = None
+    _session_cookie_stale: bool = False
+    _session_cookie_late: bool = False
 
     @property
     def _session_config(self) -> SessionConfig:
@@ -132,6 +150,8 @@ class SessionMixin(_Base):
                 raise tornado.web.HTTPError(status, reason=reason) from exc
             else:
                 session = Session()
+            if self._headers_written:
+                session.freeze_id()
             self._session = session
         return session
 
@@ -150,14 +170,18 @@ class SessionMixin(_Base):
             cookie = parse_cookie(header).get(config.cookie_name) if header else None
             if cookie:
                 self._session_cookie_in = cookie
+                now = config.clock()
+                elapsed = self.request.request_time()  # since Tornado read the headers
                 events = config.events
                 try:
-                    load = store.load(cookie, now=config.clock())
+                    load = store.load(cookie, now=now)
                     if events is None:  # no listener: not even a timing is taken
-                        record = self._session_record = await load
+                        record = await load
                     else:
                         record = await events.observe("load", load, _load_event)
-                        self._session_record = record
+                    if record is not None and record.token_retired_at is not None:
+                        record = await self._session_judge(record, store, now, elapsed)
+                    self._session_record = record
                 except SessionError as exc:
                     # Deferred: a handler that never touches self.session still gets its answer.
                     status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
@@ -269,6 +293,47 @@ class SessionMixin(_Base):
             return record.expires_at > now
         return bool(await alive(record.id, now=now))
 
+    async def _session_judge(
+        self, record: SessionRecord, store: SessionStore, now: datetime, elapsed: float
+    ) -> SessionRecord | None:
+        """The record a retired token opens, judged as of the request's arrival: itself, or
+        ``None`` (and, for a token reused long after its retirement, the session revoked)."""
+        config = self._session_config
+        arrived = arrival(now, elapsed)
+        verdict = judge_token(record, arrived=arrived, rules=config.rules)
+        if verdict is TokenVerdict.OPENS:
+            return record
+        if verdict is TokenVerdict.LATE:
+            self._session_cookie_late = True
+            return None
+        self._session_cookie_stale = True
+        revoke = config.rules.revoke_on_reuse
+        retired_at = record.token_retired_at or now
+        # A security event: never the token, never the whole session id.
+        security_log.warning(
+            "token reuse: session …%s presented a token retired %.1f s before the request "
+            "arrived (from %s); %s",
+            record.id[-4:],
+            (arrived - retired_at).total_seconds(),
+            self.request.remote_ip,
+            "session revoked" if revoke else "logged only (reuse_detection=log)",
+        )
+        events = config.events
+        if events is not None:
+            events.emit("theft_detected", "load", 0.0)
+        if revoke:
+            delete = store.delete(record)
+            await (delete if events is None else events.observe("delete", delete, _revoke_event))
+        return None
+
+    def flush(self, include_footers: bool = False) -> asyncio.Future[None]:
+        """Send what is written so far; from then on ``session.regenerate()`` raises, since
+        a new session's cookie could no longer be set."""
+        future = super().flush(include_footers)
+        if self._session is not None:
+            self._session.freeze_id()
+        return future
+
     # -- saving ------------------------------------------------------------------------------
 
     def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> asyncio.Future[None]:
@@ -287,18 +352,29 @@ class SessionMixin(_Base):
             if chunk is not None:
                 raise RuntimeError("finish() called with data while the session is being saved")
             return pending
-        untouched = self._session is None and self._session_record is None
+        untouched = (
+            self._session is None
+            and self._session_record is None
+            and not self._session_cookie_stale
+        )
         if (
             not untouched
             and not self._finished
-            and self.get_status() < 500
             and not isinstance(self, tornado.websocket.WebSocketHandler)  # no cookie over a socket
         ):
-            try:
-                plan = self._session_plan()
-            except (SessionDataError, TypeError, ValueError) as exc:
-                self._session_failure_response(exc)  # nothing was written
-                return super().finish()
+            if self.get_status() < 500:
+                try:
+                    plan = self._session_plan()
+                except (SessionDataError, SessionEnded, TypeError, ValueError) as exc:
+                    self._session_failure_response(exc)  # nothing was written
+                    return super().finish()
+            else:
+                plan = plan_after_error(
+                    loaded=self._session_record,
+                    session=self._session,
+                    now=self._session_config.clock(),
+                    headers_open=not self._headers_written,
+                )
             if plan is not None:
                 config = self._session_config
                 if plan.before_response or config.settings.write_mode == "before_response":
@@ -339,6 +415,8 @@ class SessionMixin(_Base):
             rotator=config.rotator,
             rules=config.rules,
             headers_open=not self._headers_written,
+            cookie_stale=self._session_cookie_stale,
+            cookie_late=self._session_cookie_late,
         )
         if plan is not None and plan.unsaved_data:
             log.warning(
@@ -387,8 +465,12 @@ class SessionMixin(_Base):
             self.clear_cookie(self._session_config.cookie_name, **self._session_config.cookie_attrs)
 
     def _session_failure_response(self, exc: BaseException) -> None:
-        status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
-        log.error("session save failed, answering %d: %s", status, exc, exc_info=exc)
+        if isinstance(exc, SessionEnded):
+            status = 409
+            log.warning("session save refused, answering 409: %s", exc)
+        else:
+            status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
+            log.error("session save failed, answering %d: %s", status, exc, exc_info=exc)
         if self._headers_written:
             return
         # clear() resets the headers but not the cookies set so far, which Tornado keeps in its
@@ -400,11 +482,7 @@ class SessionMixin(_Base):
         self.clear()
         self.set_status(status)
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
-        self.write(
-            "Session store unavailable, try again shortly.\n"
-            if status == 503
-            else "The session could not be saved.\n"
-        )
+        self.write(_FAILURE_BODIES.get(status, "The session could not be saved.\n"))
 
     def _set_session_cookie(self, value: str, expires_at: datetime | None, now: datetime) -> None:
         config = self._session_config

@@ -9,11 +9,12 @@ and tested, on its own; the mixin only carries the plan out.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from tornado_mongo_session.errors import SessionTooLarge
+from tornado_mongo_session.errors import SessionEnded, SessionTooLarge
 from tornado_mongo_session.stores.base import NewSession, Rotation, SessionRecord, SessionUpdate
 
 if TYPE_CHECKING:
@@ -21,7 +22,16 @@ if TYPE_CHECKING:
     from tornado_mongo_session.session import Session
     from tornado_mongo_session.settings import SessionSettings
 
-__all__ = ["SavePlan", "SaveRules", "plan_save"]
+__all__ = [
+    "SLOW_REQUEST",
+    "SavePlan",
+    "SaveRules",
+    "TokenVerdict",
+    "arrival",
+    "judge_token",
+    "plan_after_error",
+    "plan_save",
+]
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,8 @@ class SaveRules:
     touch: timedelta
     max_session_bytes: int
     persistent_cookie: bool
+    reuse_leeway: timedelta = timedelta(seconds=30)
+    revoke_on_reuse: bool = True
 
     @classmethod
     def from_settings(cls, settings: SessionSettings) -> SaveRules:
@@ -43,6 +55,8 @@ class SaveRules:
             touch=timedelta(seconds=settings.touch_interval),
             max_session_bytes=settings.max_session_bytes,
             persistent_cookie=settings.persistent_cookie,
+            reuse_leeway=timedelta(seconds=settings.reuse_leeway),
+            revoke_on_reuse=settings.reuse_detection == "revoke",
         )
 
     def deadline(self, created_at: datetime, now: datetime) -> datetime:
@@ -78,6 +92,50 @@ class SavePlan:
         return None if self.save is None else self.save.expires_at
 
 
+class TokenVerdict(enum.Enum):
+    """What a token that is no longer kept says about the request that presented it."""
+
+    OPENS = "opens"
+    """Still kept, or retired after the request arrived (a slow request, e.g. an upload whose
+    body took long, overtaken by rotations from another tab): it was valid when the request
+    came, so the request is served as the session's, without rotating."""
+    LATE = "late"
+    """Retired shortly (within ``reuse_leeway``) before the request arrived: a request that
+    was on its way while the browser already received newer tokens. Not served; its cookie is
+    not cleared, since the browser's newer one must survive."""
+    REUSED = "reused"
+    """Retired well before the request arrived: a copy of the cookie is in use beside the one
+    that moved on, which only theft explains. The session ends (``reuse_detection="revoke"``)
+    or is only logged (``"log"``); either way the request is refused and its cookie cleared."""
+
+
+SLOW_REQUEST = 0.5
+"""Seconds between the arrival of a request's headers and its handler's start above which the
+request is judged as of its arrival (a slow body); below, as of its start. Within that margin a
+retirement stamped by the clock of another process or host cannot be ordered against the
+arrival, and refusing is the safe reading."""
+
+
+def arrival(now: datetime, elapsed: float) -> datetime:
+    """When a request counts as arrived, given ``now`` at its handler's start and the
+    ``elapsed`` seconds since its headers came (see :data:`SLOW_REQUEST`)."""
+    return now - timedelta(seconds=elapsed) if elapsed >= SLOW_REQUEST else now
+
+
+def judge_token(loaded: SessionRecord, *, arrived: datetime, rules: SaveRules) -> TokenVerdict:
+    """Judge the record's token as of ``arrived``, when the request reached the server.
+
+    A token still kept opens the session; one retired at ``loaded.token_retired_at`` opens it
+    only if it was retired after the request arrived (see :class:`TokenVerdict`).
+    """
+    retired_at = loaded.token_retired_at
+    if retired_at is None or retired_at > arrived:
+        return TokenVerdict.OPENS
+    if retired_at > arrived - rules.reuse_leeway:
+        return TokenVerdict.LATE
+    return TokenVerdict.REUSED
+
+
 def plan_save(
     *,
     loaded: SessionRecord | None,
@@ -87,19 +145,53 @@ def plan_save(
     rotator: TokenRotator,
     rules: SaveRules,
     headers_open: bool,
+    cookie_stale: bool = False,
+    cookie_late: bool = False,
 ) -> SavePlan | None:
     """Decide what this request must write; ``None`` when nothing.
 
     ``loaded`` is the record the request's cookie opened, ``session`` the session object if the
-    handler touched it, ``cookie_in`` the cookie value the request carried. Raises
-    ``TypeError``/``ValueError`` naming the key for data that can't be stored, and
-    :class:`SessionTooLarge` over ``max_session_bytes``; nothing is written then.
+    handler touched it, ``cookie_in`` the cookie value the request carried, ``cookie_stale``
+    whether the request proved that cookie stale (a reused token): only then, or at a logout,
+    is the cookie cleared. ``cookie_late``: the cookie's token was retired moments before the
+    request arrived (:attr:`TokenVerdict.LATE`); the browser holds a newer one, so data written
+    to the request's new, empty session is refused (:class:`SessionEnded`) rather than stored
+    under a cookie that would replace the good one. Raises ``TypeError``/``ValueError``
+    naming the key for data that can't be stored, and :class:`SessionTooLarge` over
+    ``max_session_bytes``; nothing is written then.
     """
     if session is not None and session.is_new:
-        return _plan_new(loaded, session, cookie_in, now, rules, headers_open)
+        if cookie_late and loaded is None and should_store_new(session, headers_open):
+            raise SessionEnded(
+                "this request's session token was replaced by a newer one moments before it "
+                "arrived; its data was not saved (a new session would have replaced the "
+                "browser's newer cookie)"
+            )
+        return _plan_new(loaded, session, cookie_in, now, rules, headers_open, cookie_stale)
     if loaded is None:
+        if cookie_stale and should_clear_cookie(cookie_in, headers_open):
+            return SavePlan(now=now, clear_cookie=True, before_response=True)
         return None
     return _plan_update(loaded, session, cookie_in, now, rotator, rules, headers_open)
+
+
+def plan_after_error(
+    *,
+    loaded: SessionRecord | None,
+    session: Session | None,
+    now: datetime,
+    headers_open: bool,
+) -> SavePlan | None:
+    """What a failed response (5xx) still writes: nothing, except a logout.
+
+    A handler that called ``invalidate()`` and then failed has still logged the user out: the
+    stored session is deleted and the cookie cleared; data written after the call is dropped.
+    """
+    if session is None or loaded is None or session.replaced_id != loaded.id:
+        return None
+    if not session.invalidated:
+        return None  # a login that failed leaves the user where they were
+    return SavePlan(now=now, retire=loaded, clear_cookie=headers_open, before_response=True)
 
 
 # -- the decisions -----------------------------------------------------------------------------
@@ -112,17 +204,32 @@ def should_store_new(session: Session, headers_open: bool) -> bool:
 
 
 def should_clear_cookie(cookie_in: str | None, headers_open: bool) -> bool:
-    """A cookie that opened no session (or whose session ended) is expired, so the client
-    stops costing a load."""
+    """Expire the client's cookie (asked only for a logout, or a cookie proven stale).
+
+    A cookie that merely opened nothing is left alone: its session may have been replaced by a
+    login in a concurrent request whose response, carrying the new cookie, can arrive first;
+    clearing would log that browser out. Such a cookie costs one load per request until the
+    browser replaces it or its Max-Age (the session's deadline) ends.
+    """
     return headers_open and bool(cookie_in)
 
 
 def should_rotate(
     loaded: SessionRecord, rotator: TokenRotator, now: datetime, headers_open: bool
 ) -> bool:
-    """Rotate when the rotator says the token is due, and only while the new cookie can still
-    reach the client."""
-    return headers_open and rotator.should_rotate(rotated_at=loaded.rotated_at, now=now)
+    """Rotate when the rotator says the token is due, only for a request that presented the
+    newest token, and only while the new cookie can still reach the client.
+
+    Newest only: a request carrying an older, still kept token was sent before the browser
+    received the newest one, so that rotation chains no faster than responses reach the
+    browser, and concurrent requests never rotate each other's tokens out (in one process or
+    many). A thief's copy that the victim moved past can never earn fresh tokens.
+    """
+    return (
+        headers_open
+        and loaded.token_newest
+        and rotator.should_rotate(rotated_at=loaded.rotated_at, now=now)
+    )
 
 
 def should_touch(loaded: SessionRecord, now: datetime, rules: SaveRules) -> bool:
@@ -139,6 +246,16 @@ def should_resend_cookie(
     older one could clobber it (rotation renews the Max-Age instead).
     """
     return not rotator.rotates and headers_open and rules.persistent_cookie and bool(cookie_in)
+
+
+def kept_creation(session: Session, now: datetime) -> datetime:
+    """The creation time a new session is stored with: a regenerated session keeps its
+    original one, so that ``regenerate()`` never moves the absolute deadline; a brand-new or
+    invalidated one starts ``now``."""
+    created = session.created_at
+    if session.regenerated and not session.invalidated and created is not None:
+        return created
+    return now
 
 
 def must_precede_response(update: SessionUpdate) -> bool:
@@ -168,6 +285,7 @@ def _plan_new(
     now: datetime,
     rules: SaveRules,
     headers_open: bool,
+    cookie_stale: bool,
 ) -> SavePlan | None:
     """A session new in this request: brand new, or replacing ``loaded`` (regenerate or
     invalidate), which is retired after the new one is stored."""
@@ -175,11 +293,12 @@ def _plan_new(
     if should_store_new(session, headers_open):
         data, _removed = session.changes()  # every key, each value checked
         check_size(session, rules)
+        created = kept_creation(session, now)
         new = NewSession(
             data=data,
-            created_at=now,
+            created_at=created,
             now=now,
-            expires_at=rules.deadline(now, now),
+            expires_at=rules.deadline(created, now),
             session_id=session.id,
             promote=session.regenerated,
             user_id=session.user_id,
@@ -189,7 +308,7 @@ def _plan_new(
         return SavePlan(now=now, save=new, retire=retire, before_response=True)
     # The cookie could not be set: the data (or the user) has nowhere to go.
     unsaved = len(session) > 0 or session.user_id is not None
-    clear = should_clear_cookie(cookie_in, headers_open)
+    clear = (retire is not None or cookie_stale) and should_clear_cookie(cookie_in, headers_open)
     if retire is None and not clear and not unsaved:
         return None
     return SavePlan(

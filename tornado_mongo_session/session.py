@@ -7,7 +7,7 @@ invalidate. The save policy turns that into a store call; the session takes the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -111,6 +111,7 @@ class Session(MutableMapping[str, Any]):
         "_bound",
         "_data",
         "_encoded",
+        "_frozen",
         "_invalidated",
         "_regenerated",
         "_replaced_id",
@@ -153,6 +154,7 @@ class Session(MutableMapping[str, Any]):
         self._replaced_id: str | None = None
         self._regenerated = False
         self._invalidated = False
+        self._frozen = False
 
     @classmethod
     def from_record(cls, record: base.SessionRecord) -> Session:
@@ -211,14 +213,36 @@ class Session(MutableMapping[str, Any]):
         if key not in self._stored and not self.is_new:
             self._stored[key] = _encode(key, self._data[key]) if key in self._data else None
 
-    def regenerate(self) -> None:
-        """Give the session a new id and token, keeping its data; the old id dies at save.
+    def regenerate(self, *, keep: Iterable[str] | None = None) -> None:
+        """Give the session a new id and token; the old id dies at save.
 
         Call it when privileges change (login): it defeats session fixation. The old id and
-        all its tokens stop working as soon as the response is saved.
+        all its tokens stop working as soon as the response is saved. The new session keeps
+        the old one's creation time, so its absolute deadline does not move.
+
+        ``keep``: the keys to carry over (default: all). Carry over only what the user may
+        keep across a privilege change (a cart); never a CSRF token or anything a visitor
+        could have planted before logging in. Raises ``RuntimeError`` once the response's
+        headers were sent (``flush()``): the new cookie could no longer reach the client, and
+        nothing is changed then.
         """
+        if self._frozen:
+            raise RuntimeError(
+                "session.regenerate() after the response headers were sent (flush()): the new "
+                "session's cookie could not reach the client; call it before flush(). Nothing "
+                "was changed"
+            )
+        if keep is not None:
+            kept = {check_key(key) for key in ([keep] if isinstance(keep, str) else keep)}
+            for key in [key for key in self._data if key not in kept]:
+                del self._data[key]
         self._renew()
         self._regenerated = True
+
+    def freeze_id(self) -> None:
+        """Refuse :meth:`regenerate` from now on. The mixin calls it once the response's
+        headers are sent, when a new session's cookie can no longer be set."""
+        self._frozen = True
 
     def invalidate(self) -> None:
         """Empty the session and end it: the stored record is deleted, the cookie expired. Data

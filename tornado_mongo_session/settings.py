@@ -100,6 +100,24 @@ class SessionSettings(BaseSettings):
         "many rotations of its session. Keep it at 2 or more, so that concurrent requests and a "
         "lost response never log a user out.",
     )
+    reuse_detection: Literal["revoke", "log"] = Field(
+        default="revoke",
+        description="What a request carrying a token retired more than reuse_leeway seconds "
+        "before it arrived sets off (a copy of the cookie is in use beside the one that moved "
+        "on: theft). `revoke`: the session ends for every holder, thief and user alike, and "
+        "a security event is logged; `log`: only the event is logged. Either way that request "
+        "is refused and its cookie cleared.",
+    )
+    reuse_leeway: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds after its retirement during which a token is not yet taken for "
+        "reuse: a request sent before the browser received newer tokens (queued by a proxy, "
+        "a slow network, clocks of several app hosts a little apart) is refused without "
+        "ending the session or clearing the cookie. A request that arrived before its token "
+        "was retired (a slow upload) is still served, while the session remembers that token "
+        "(its last 16 retired ones).",
+    )
     idle_timeout: float = Field(
         default=7200.0,
         gt=0,

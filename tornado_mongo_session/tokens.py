@@ -23,6 +23,7 @@ __all__ = [
     "parse_cookie",
     "session_handle",
     "token_matches",
+    "token_rank",
 ]
 
 SESSION_ID_BYTES = 18
@@ -62,6 +63,16 @@ def token_matches(token: str, stored_hashes: Iterable[object]) -> bool:
         if isinstance(stored, str) and stored.isascii() and hmac.compare_digest(candidate, stored):
             found = True
     return found
+
+
+def token_rank(token_hash: str, stored_hashes: Iterable[object]) -> int | None:
+    """The position of ``token_hash`` (a :func:`hash_token` result) in ``stored_hashes``, or
+    ``None``; every stored hash is compared in constant time, whichever matches."""
+    rank = None
+    for index, stored in enumerate(stored_hashes):
+        if isinstance(stored, str) and stored.isascii() and hmac.compare_digest(token_hash, stored):
+            rank = index
+    return rank
 
 
 def encode_cookie(session_id: str, token: str) -> str:

@@ -12,7 +12,7 @@ store that rewrites a session whole (the cookie store) treats them the same.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -39,6 +39,13 @@ class SessionRecord:
     stored); ``token_hashes`` the stored SHA-256 hashes, newest first. ``in_cookie``: the data
     lives in the cookie itself (:class:`~tornado_mongo_session.stores.cookie.CookieSessionStore`),
     so its save can only travel in the response, and no server holds anything to delete.
+
+    ``token_newest``: the client presented the newest token (only such a request may rotate).
+    ``token_retired_at``: set when the client presented a token that is no longer kept but
+    was retired (evicted by a rotation) at that time; the save policy judges it against when the
+    request arrived (:func:`~tornado_mongo_session.policy.judge_token`), and the session must
+    not be used before it did. ``retired``: the stored ``{h, at}`` entries of retired token
+    hashes, newest first, as the next rotation extends them.
     """
 
     id: str
@@ -53,6 +60,9 @@ class SessionRecord:
     user_id: str | None = None
     ip: str | None = None
     user_agent: str | None = None
+    token_newest: bool = True
+    token_retired_at: datetime | None = None
+    retired: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
