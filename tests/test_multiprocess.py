@@ -257,5 +257,5 @@ async def test_a_session_revoked_on_one_process_opens_nothing_on_the_others(apps
         gone = await apps.client(i).fetch("/r", cookie=revoked)
         assert gone.code == 200
         assert not gone.json()["loaded"]
-        assert cleared(gone)
+        assert not cleared(gone)  # opens nothing; not proven stale: left alone
         assert (await apps.client(i).fetch("/r", cookie=kept)).json()["loaded"]

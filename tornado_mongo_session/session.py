@@ -228,8 +228,9 @@ class Session(MutableMapping[str, Any]):
         """
         if self._frozen:
             raise RuntimeError(
-                "session.regenerate() after the response headers were sent (flush()): the new "
-                "session's cookie could not reach the client; call it before flush(). Nothing "
+                "session.regenerate() once the response headers are sent (after flush(), or "
+                "on a WebSocket): the new session's cookie could not reach the client. Call it "
+                "before flush(), and not over a WebSocket: do that in an HTTP request. Nothing "
                 "was changed"
             )
         if keep is not None:
