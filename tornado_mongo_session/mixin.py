@@ -126,9 +126,10 @@ class SessionMixin(_Base):
         store = self._session_store()
         if self.session_autoload:
             # Not get_cookie(): Tornado builds a SimpleCookie of every cookie for it, which costs
-            # more than the rest of a read; parse_cookie finds the same value.
-            header = self.request.headers.get("Cookie")
-            cookie = parse_cookie(header).get(config.cookie_name) if header else None
+            # more than the rest of a read; parse_cookie finds the same value in the same
+            # header (get_list: no KeyError raised and caught for a request without one).
+            headers = self.request.headers.get_list("Cookie")
+            cookie = parse_cookie(",".join(headers)).get(config.cookie_name) if headers else None
             if cookie:
                 self._session_cookie_in = cookie
                 try:
