@@ -318,3 +318,16 @@ def test_a_value_made_unstorable_in_place_is_refused_naming_the_key() -> None:
 
     with pytest.raises(TypeError, match="'cart'"):
         run(Case(loaded=stored(), handler=spoil))
+
+
+@pytest.mark.parametrize(("persistent", "max_age"), [(True, 7200), (False, None)])
+def test_the_cookie_max_age_follows_the_deadline_unless_the_cookie_is_per_browser_session(
+    persistent: bool, max_age: int | None
+) -> None:
+    rules = replace(RULES, persistent_cookie=persistent)
+    for loaded, handler in ((None, assign("a", 1)), (stored(rotated=5), None)):
+        plan = run(Case(loaded=loaded, handler=handler, rules=rules))
+        assert plan is not None
+        assert plan.save is not None
+        assert plan.max_age == max_age
+        assert plan.save.expires_at == NOW + RULES.idle

@@ -45,6 +45,12 @@ class SaveRules:
             persistent_cookie=settings.persistent_cookie,
         )
 
+    def max_age(self, expires_at: datetime, now: datetime) -> int | None:
+        """The cookie's Max-Age for that deadline; ``None`` for a browser-session cookie."""
+        if not self.persistent_cookie:
+            return None
+        return max(0, int((expires_at - now).total_seconds()))
+
     def deadline(self, created_at: datetime, now: datetime) -> datetime:
         """The earlier of the idle and the absolute deadline."""
         idle = now + self.idle
@@ -59,10 +65,11 @@ class SavePlan:
     record that regenerate/invalidate replaced), then the cookie.
 
     ``clear_cookie``: expire the client's cookie. ``resend_cookie``: the client's own cookie
-    value, sent again to renew its Max-Age when no save sends a new one. ``before_response``:
-    the save must finish before the response is sent, whatever the write mode (its result
-    travels in the response). ``unsaved_data``: a new session's data was dropped, because its
-    cookie could no longer be set (the mixin logs it).
+    value, sent again to renew its Max-Age when no save sends a new one. ``max_age``: the
+    Max-Age of a cookie the plan sends (``None``: a browser-session cookie, or none).
+    ``before_response``: the save must finish before the response is sent, whatever the write
+    mode (its result travels in the response). ``unsaved_data``: a new session's data was
+    dropped, because its cookie could no longer be set (the mixin logs it).
     """
 
     now: datetime
@@ -70,12 +77,9 @@ class SavePlan:
     retire: SessionRecord | None = None
     clear_cookie: bool = False
     resend_cookie: str | None = None
+    max_age: int | None = None
     before_response: bool = False
     unsaved_data: bool = False
-
-    @property
-    def expires_at(self) -> datetime | None:
-        return None if self.save is None else self.save.expires_at
 
 
 def plan_save(
@@ -182,7 +186,8 @@ def _plan_new(
             session_id=session.id,
             promote=session.regenerated,
         )
-        return SavePlan(now=now, save=new, retire=retire, before_response=True)
+        max_age = rules.max_age(new.expires_at, now)
+        return SavePlan(now=now, save=new, retire=retire, max_age=max_age, before_response=True)
     unsaved = len(session) > 0  # the cookie could not be set: the data has nowhere to go
     clear = should_clear_cookie(cookie_in, headers_open)
     if retire is None and not clear and not unsaved:
@@ -221,6 +226,7 @@ def _plan_update(
     return SavePlan(
         now=now,
         save=update,
-        before_response=must_precede_response(update),
         resend_cookie=cookie_in if resend else None,
+        max_age=rules.max_age(update.expires_at, now),
+        before_response=must_precede_response(update),
     )
