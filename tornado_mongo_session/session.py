@@ -71,15 +71,11 @@ def _check_nested(key: str, value: Any, path: str, depth: int = 0) -> None:
             _check_nested(key, item, f"{path}[{index}]", depth + 1)
 
 
-def _encode(key: str, value: Any) -> bytes:
-    return encode({key: value})  # TypeError naming the key if BSON refuses the value
-
-
 def encode_value(key: str, value: Any) -> bytes:
     """Return the BSON bytes of ``{key: value}``; raise ``TypeError`` naming the key if it can't,
     ``ValueError`` for a nested key MongoDB would misread or nesting past :data:`MAX_NESTING`."""
     _check_nested(key, value, "")
-    return _encode(key, value)
+    return encode({key: value})
 
 
 # Values that cannot change in place: a handler holding one cannot change the session without
@@ -163,7 +159,7 @@ class Session(MutableMapping[str, Any]):
             return value
         # A stored value handed out for the first time: it may be changed in place, so remember
         # how it is stored, and hand out a copy (the loaded one may be shared with the store).
-        self._stored[key] = _encode(key, value)
+        self._stored[key] = encode({key: value})
         value = self._data[key] = copy_value(value)
         return value
 
@@ -192,13 +188,12 @@ class Session(MutableMapping[str, Any]):
     def _remember(self, key: str) -> None:
         """Record how ``key`` looks in the store, before it first changes."""
         if key not in self._stored and not self.is_new:
-            self._stored[key] = _encode(key, self._data[key]) if key in self._data else None
+            self._stored[key] = encode({key: self._data[key]}) if key in self._data else None
 
     def regenerate(self) -> None:
         """Give the session a new id and token, keeping its data; the old id dies at save.
 
-        Call it when privileges change (login): it defeats session fixation. The old id and
-        all its tokens stop working as soon as the response is saved.
+        Call it when privileges change (login): it defeats session fixation.
         """
         self._renew()
         self._regenerated = True
@@ -237,15 +232,10 @@ class Session(MutableMapping[str, Any]):
         """The stored id that regenerate/invalidate retired in this request, if any."""
         return self._replaced_id
 
-    # -- for the save policy and the mixin ---------------------------------------------------
-
     def changes(self) -> tuple[dict[str, Any], list[str]]:
-        """Return ``(changed, removed)`` against what the store holds.
-
-        ``changed`` maps each new or modified top-level key to its value (every key, for a new
-        session), ``removed`` lists the deleted keys. Raises ``TypeError``/``ValueError`` naming
-        the key if a value changed in place can't be stored.
-        """
+        """Return ``(changed, removed)``: each new or modified key with its value (every key of a
+        new session) and the deleted keys, against what the store holds. Raises ``TypeError``
+        or ``ValueError`` naming the key if a value changed in place can't be stored."""
         data, stored = self._data, self._stored
         if self.is_new:
             self._encoded = {key: encode_value(key, value) for key, value in data.items()}
@@ -255,7 +245,7 @@ class Session(MutableMapping[str, Any]):
         if stored:
             for key, value in data.items():
                 if key in stored:
-                    now = encoded[key] = _encode(key, value)
+                    now = encoded[key] = encode({key: value})
                     if now != stored[key]:
                         _check_nested(key, value, "")  # only what changed can hold a bad key
                         changed[key] = value
