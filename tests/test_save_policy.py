@@ -23,7 +23,7 @@ from tornado_mongo_session import (
     SessionUpdate,
     TokenRotator,
 )
-from tornado_mongo_session.policy import SavePlan, SaveRules, plan_save
+from tornado_mongo_session.policy import SaveContext, SavePlan, SaveRules, plan_save
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
 COOKIE = "i" * 24 + "." + "t" * 43
@@ -210,19 +210,20 @@ TABLE: list[tuple[str, Case, dict[str, Any] | None]] = [
 ]
 
 
-def run(case: Case) -> SavePlan | None:
-    session: Session | None = None
+def run(case: Case, session: Session | None = None) -> SavePlan | None:
     if case.handler is not None:
         session = Session() if case.loaded is None else Session.from_record(case.loaded)
         case.handler(session)
     return plan_save(
-        loaded=case.loaded,
-        session=session,
-        cookie_in=COOKIE if case.cookie else None,
-        now=NOW,
-        rotator=case.rotator,
-        rules=case.rules,
-        headers_open=case.headers_open,
+        SaveContext(
+            loaded=case.loaded,
+            session=session,
+            cookie_in=COOKIE if case.cookie else None,
+            now=NOW,
+            rotator=case.rotator,
+            rules=case.rules,
+            headers_open=case.headers_open,
+        )
     )
 
 
@@ -288,15 +289,7 @@ def test_deadline_is_the_earlier_of_idle_and_absolute() -> None:
 def test_a_new_session_keeps_its_id_and_gets_the_idle_deadline() -> None:
     session = Session()
     session["a"] = 1
-    plan = plan_save(
-        loaded=None,
-        session=session,
-        cookie_in=None,
-        now=NOW,
-        rotator=NeverRotator(),
-        rules=RULES,
-        headers_open=True,
-    )
+    plan = run(Case(loaded=None, handler=None, cookie=False, rotator=NeverRotator()), session)
     assert plan is not None
     assert isinstance(plan.save, NewSession)
     assert plan.save.session_id == session.id

@@ -25,7 +25,7 @@ from tornado.httputil import parse_cookie
 from tornado_mongo_session._tasks import in_background, start
 from tornado_mongo_session.config import SessionConfig, config_of
 from tornado_mongo_session.errors import SessionDataError, SessionError, SessionStoreUnavailable
-from tornado_mongo_session.policy import SavePlan, plan_save
+from tornado_mongo_session.policy import SaveContext, SavePlan, plan_save
 from tornado_mongo_session.session import Session
 from tornado_mongo_session.stores.base import SessionRecord, SessionStore
 
@@ -141,7 +141,7 @@ class SessionMixin(_Base):
         if not untouched and not self._finished and self.get_status() < 500:
             config = self._session_config
             try:
-                plan = plan_save(
+                context = SaveContext(
                     loaded=self._session_record,
                     session=self._session,
                     cookie_in=self._session_cookie_in,
@@ -150,6 +150,7 @@ class SessionMixin(_Base):
                     rules=config.rules,
                     headers_open=not self._headers_written,
                 )
+                plan = plan_save(context)
             except (SessionDataError, TypeError, ValueError) as exc:
                 self._session_failure_response(exc)  # nothing was written
                 return super().finish()

@@ -1,17 +1,18 @@
 """The save policy: what one request must write, decided without I/O and without tornado.
 
-:func:`plan_save` takes what the request loaded, the session as the handler left it, the
-clock's now, the rotator, the settings (:class:`SaveRules`) and whether headers can still be
-set, and returns an immutable :class:`SavePlan`, or ``None`` when there is nothing to do. Each
-decision is a named function below (``should_rotate``, ``should_touch``, …), so it can be read,
-and tested, on its own; the mixin only carries the plan out.
+:func:`plan_save` takes a :class:`SaveContext` (what the request loaded, the session as the
+handler left it, the clock's now, the rotator, the settings as :class:`SaveRules`, whether
+headers can still be set) and returns an immutable :class:`SavePlan`, or ``None`` when there
+is nothing to do. Each decision is a named function below (``should_rotate``,
+``should_touch``, …), so it can be read, and tested, on its own; the mixin only carries the
+plan out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from tornado_mongo_session.errors import SessionTooLarge
 from tornado_mongo_session.stores.base import NewSession, Rotation, SessionRecord, SessionUpdate
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from tornado_mongo_session.session import Session
     from tornado_mongo_session.settings import SessionSettings
 
-__all__ = ["SavePlan", "SaveRules", "plan_save"]
+__all__ = ["SaveContext", "SavePlan", "SaveRules", "plan_save"]
 
 
 @dataclass(frozen=True)
@@ -82,28 +83,35 @@ class SavePlan:
     unsaved_data: bool = False
 
 
-def plan_save(
-    *,
-    loaded: SessionRecord | None,
-    session: Session | None,
-    cookie_in: str | None,
-    now: datetime,
-    rotator: TokenRotator,
-    rules: SaveRules,
-    headers_open: bool,
-) -> SavePlan | None:
+class SaveContext(NamedTuple):
+    """What the policy is given about one request, as its response is about to go out.
+
+    ``loaded``: the record the request's cookie opened. ``session``: the session object, if the
+    handler touched it. ``cookie_in``: the cookie value the request carried. ``headers_open``:
+    whether a cookie can still be set.
+    """
+
+    loaded: SessionRecord | None
+    session: Session | None
+    cookie_in: str | None
+    now: datetime
+    rotator: TokenRotator
+    rules: SaveRules
+    headers_open: bool
+
+
+def plan_save(context: SaveContext) -> SavePlan | None:
     """Decide what this request must write; ``None`` when nothing.
 
-    ``loaded`` is the record the request's cookie opened, ``session`` the session object if the
-    handler touched it, ``cookie_in`` the cookie value the request carried. Raises
-    ``TypeError``/``ValueError`` naming the key for data that can't be stored, and
+    Raises ``TypeError``/``ValueError`` naming the key for data that can't be stored, and
     :class:`SessionTooLarge` over ``max_session_bytes``; nothing is written then.
     """
+    session, loaded = context.session, context.loaded
     if session is not None and session.is_new:
-        return _plan_new(loaded, session, cookie_in, now, rules, headers_open)
+        return _plan_new(context, session)
     if loaded is None:
         return None
-    return _plan_update(loaded, session, cookie_in, now, rotator, rules, headers_open)
+    return _plan_update(context, loaded)
 
 
 # -- the decisions -----------------------------------------------------------------------------
@@ -164,16 +172,11 @@ def check_size(session: Session, rules: SaveRules) -> None:
 # -- the two plans -----------------------------------------------------------------------------
 
 
-def _plan_new(
-    loaded: SessionRecord | None,
-    session: Session,
-    cookie_in: str | None,
-    now: datetime,
-    rules: SaveRules,
-    headers_open: bool,
-) -> SavePlan | None:
-    """A session new in this request: brand new, or replacing ``loaded`` (regenerate or
+def _plan_new(context: SaveContext, session: Session) -> SavePlan | None:
+    """A session new in this request: brand new, or replacing the loaded one (regenerate or
     invalidate), which is retired after the new one is stored."""
+    loaded, now, rules = context.loaded, context.now, context.rules
+    headers_open = context.headers_open
     retire = loaded if loaded is not None and session.replaced_id == loaded.id else None
     if should_store_new(session, headers_open):
         data, _removed = session.changes()  # every key, each value checked
@@ -189,7 +192,7 @@ def _plan_new(
         max_age = rules.max_age(new.expires_at, now)
         return SavePlan(now=now, save=new, retire=retire, max_age=max_age, before_response=True)
     unsaved = len(session) > 0  # the cookie could not be set: the data has nowhere to go
-    clear = should_clear_cookie(cookie_in, headers_open)
+    clear = should_clear_cookie(context.cookie_in, headers_open)
     if retire is None and not clear and not unsaved:
         return None
     return SavePlan(
@@ -197,17 +200,11 @@ def _plan_new(
     )
 
 
-def _plan_update(
-    loaded: SessionRecord,
-    session: Session | None,
-    cookie_in: str | None,
-    now: datetime,
-    rotator: TokenRotator,
-    rules: SaveRules,
-    headers_open: bool,
-) -> SavePlan | None:
-    """A session this request loaded; ``session`` is ``None`` when the handler never touched
-    it (nothing can have changed, but the token may be due and the expiry may be pushed)."""
+def _plan_update(context: SaveContext, loaded: SessionRecord) -> SavePlan | None:
+    """A session this request loaded, untouched by the handler when ``context.session`` is
+    ``None`` (nothing can have changed, but the token may be due and the expiry pushed)."""
+    session, now, rotator, rules = context.session, context.now, context.rotator, context.rules
+    cookie_in, headers_open = context.cookie_in, context.headers_open
     changed, removed = session.changes() if session is not None else ({}, [])
     if session is not None and (changed or removed):
         check_size(session, rules)

@@ -12,14 +12,17 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from tornado_mongo_session.clock import as_utc
 from tornado_mongo_session.stores._locks import KeyedLocks
 from tornado_mongo_session.stores.base import NewSession, SaveResult, SessionRecord, SessionUpdate
 from tornado_mongo_session.tokens import encode_cookie, hash_token, parse_cookie, token_matches
 
-__all__ = ["DocumentStore", "StoredSession"]
+__all__ = ["Document", "DocumentStore", "StoredSession"]
+
+Document: TypeAlias = "dict[str, Any]"
+"""A MongoDB document, a query or an update's fields, as PyMongo takes and returns them."""
 
 log = logging.getLogger("tornado_mongo_session.stores")
 
@@ -71,19 +74,13 @@ class DocumentStore(abc.ABC):
         """The session ``session_id`` names, live or not (``load`` checks the deadline)."""
 
     @abc.abstractmethod
-    async def _insert_document(self, doc: dict[str, Any]) -> None:
+    async def _insert_document(self, doc: Document) -> None:
         """Insert a new document; raise SessionStoreError if its id exists."""
 
     @abc.abstractmethod
-    async def _update_document(
-        self,
-        session_id: str,
-        rotated_at: datetime | None,
-        fields: dict[str, Any],
-        removed: list[str],
-    ) -> bool:
-        """``$set`` fields and ``$unset`` removed (dotted paths) on the document of
-        ``session_id`` (and ``rotated_at``, when given); True if a document matched."""
+    async def _update_document(self, query: Document, fields: Document, removed: list[str]) -> bool:
+        """``$set`` fields and ``$unset`` removed (dotted paths) on the document ``query``
+        matches (``{_id}``, or ``{_id, rotated_at}`` for a compare-and-set); True if one did."""
 
     # -- the SessionStore protocol -----------------------------------------------------------
 
@@ -140,21 +137,18 @@ class DocumentStore(abc.ABC):
         unrotated = SaveResult(session_id=loaded.id)
         rotation = update.rotation
         if rotation is None:
-            await self._update_document(loaded.id, None, fields, removed)
+            await self._update_document({"_id": loaded.id}, fields, removed)
             return unrotated
 
-        rotated = {
-            "tokens": [hash_token(rotation.token), *loaded.token_hashes][: max(1, rotation.keep)],
-            "rotated_at": update.now,
-        }
+        tokens = [hash_token(rotation.token), *loaded.token_hashes][: max(1, rotation.keep)]
+        rotated = {**fields, "tokens": tokens, "rotated_at": update.now}
         # Compare-and-set: only the request that loaded the current rotated_at may rotate.
-        if await self._update_document(
-            loaded.id, loaded.rotated_at, {**fields, **rotated}, removed
-        ):
+        query = {"_id": loaded.id, "rotated_at": loaded.rotated_at}
+        if await self._update_document(query, rotated, removed):
             cookie = encode_cookie(loaded.id, rotation.token)
             return SaveResult(session_id=loaded.id, cookie_value=cookie, rotated=True)
         # Another request rotated first (and pushed the deadline): our token is still kept, so
         # only data, if any, remains to be written.
         if update.changed or update.removed:
-            await self._update_document(loaded.id, None, fields, removed)
+            await self._update_document({"_id": loaded.id}, fields, removed)
         return unrotated

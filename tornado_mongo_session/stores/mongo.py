@@ -30,7 +30,7 @@ from tornado_mongo_session.errors import (
     SessionStoreError,
     SessionStoreUnavailable,
 )
-from tornado_mongo_session.stores._document import DocumentStore, StoredSession
+from tornado_mongo_session.stores._document import Document, DocumentStore, StoredSession
 from tornado_mongo_session.stores.base import SessionRecord
 
 if TYPE_CHECKING:
@@ -147,21 +147,12 @@ class MongoSessionStore(DocumentStore):
         )
         return None if doc is None else StoredSession.read(doc)
 
-    async def _insert_document(self, doc: dict[str, Any]) -> None:
+    async def _insert_document(self, doc: Document) -> None:
         await self.ensure_indexes()
         await self._call("insert", lambda: self.collection.insert_one(doc))
 
-    async def _update_document(
-        self,
-        session_id: str,
-        rotated_at: datetime | None,
-        fields: dict[str, Any],
-        removed: list[str],
-    ) -> bool:
-        query: dict[str, Any] = {"_id": session_id}
-        if rotated_at is not None:
-            query["rotated_at"] = rotated_at
-        update: dict[str, Any] = {}
+    async def _update_document(self, query: Document, fields: Document, removed: list[str]) -> bool:
+        update: Document = {}
         if fields:
             update["$set"] = fields
         if removed:
