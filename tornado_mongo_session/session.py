@@ -173,14 +173,14 @@ class Session(MutableMapping[str, Any]):
         self._remember(key)
         del self._data[key]
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
     def __len__(self) -> int:
         return len(self._data)
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
     def __contains__(self, key: object) -> bool:
-        return key in self._data
+        return key in self._data  # not Mapping's: that would hand the value out
 
     def __repr__(self) -> str:
         return f"<Session id=…{self.id[-4:]} new={self.is_new} keys={sorted(self._data)!r}>"
