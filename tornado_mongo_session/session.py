@@ -142,9 +142,8 @@ class Session(MutableMapping[str, Any]):
 
     @classmethod
     def from_record(cls, record: base.SessionRecord) -> Session:
-        """The session a store loaded."""
-        return cls(
-            record.data,
+        """The session a store loaded; it takes the record's data dict as its own."""
+        session = cls(
             session_id=record.id,
             is_new=False,
             created_at=record.created_at,
@@ -152,6 +151,8 @@ class Session(MutableMapping[str, Any]):
             accessed_at=record.accessed_at,
             expires_at=record.expires_at,
         )
+        session._data = record.data  # a load's own dict: no copy needed
+        return session
 
     def __getitem__(self, key: str) -> Any:
         value = self._data[key]

@@ -26,6 +26,8 @@ __all__ = ["NewSession", "Rotation", "SaveResult", "SessionRecord", "SessionStor
 class SessionRecord:
     """A live session as loaded from a store.
 
+    ``data`` is a dict of the load's own (a :class:`~tornado_mongo_session.Session` takes it
+    over), though its values may be shared with the store: never change one in place.
     ``token`` is the raw token the client presented (kept in memory for this request only, never
     stored); ``token_hashes`` the stored SHA-256 hashes, newest first. ``in_cookie``: the data
     lives in the cookie itself (:class:`~tornado_mongo_session.stores.cookie.CookieSessionStore`),
