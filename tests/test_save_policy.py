@@ -324,3 +324,26 @@ def test_the_cookie_max_age_follows_the_deadline_unless_the_cookie_is_per_browse
         assert plan.save is not None
         assert plan.max_age == max_age
         assert plan.save.expires_at == NOW + RULES.idle
+
+
+@pytest.mark.parametrize(
+    ("stored_size", "value", "refused"),
+    [
+        (100, "x" * 10, False),  # the store's size proves it fits: nothing encoded whole
+        (1000, "x" * 100, False),  # the bound (1000 + 100) is over, the exact size is not
+        (100, "x" * 2000, True),
+        (None, "x" * 2000, True),
+    ],
+)
+def test_the_size_check_is_exact_whatever_the_store_knows(
+    stored_size: int | None, value: str, refused: bool
+) -> None:
+    record = replace(stored(), size=stored_size)
+    if refused:
+        with pytest.raises(SessionTooLarge) as info:
+            run(Case(loaded=record, handler=assign("big", value)))
+        assert info.value.size == Session({**record.data, "big": value}).encoded_size()
+    else:
+        plan = run(Case(loaded=record, handler=assign("big", value)))
+        assert plan is not None
+        assert plan.save is not None

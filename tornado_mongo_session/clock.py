@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 __all__ = ["as_utc", "utc_now"]
 
+
 def utc_now() -> datetime:
     """Return the current UTC time, cut to whole milliseconds (what BSON stores)."""
     # Whole milliseconds, then seconds as a float: fromtimestamp rounds to the microsecond, and

@@ -159,7 +159,10 @@ def must_precede_response(update: SessionUpdate) -> bool:
 
 def check_size(session: Session, rules: SaveRules) -> None:
     """Raise :class:`SessionTooLarge` when the encoded data is over ``max_session_bytes``."""
-    size, limit = session.encoded_size(), rules.max_session_bytes
+    limit = rules.max_session_bytes
+    if session.size_bound() <= limit:
+        return
+    size = session.encoded_size()
     if size > limit:
         raise SessionTooLarge(
             f"session data is {size} bytes encoded, over max_session_bytes={limit}; "

@@ -107,6 +107,7 @@ class Session(MutableMapping[str, Any]):
         "_invalidated",
         "_regenerated",
         "_replaced_id",
+        "_size_stored",
         "_stored",
         "accessed_at",
         "created_at",
@@ -137,6 +138,7 @@ class Session(MutableMapping[str, Any]):
         self._stored: dict[str, bytes | None] = {}
         self._encoded: dict[str, bytes] | None = None
         self._replaced_id: str | None = None
+        self._size_stored: int | None = None  # an upper bound, when the store knew one
         self._regenerated = False
         self._invalidated = False
 
@@ -152,6 +154,7 @@ class Session(MutableMapping[str, Any]):
             expires_at=record.expires_at,
         )
         session._data = record.data  # a load's own dict: no copy needed
+        session._size_stored = record.size
         return session
 
     def __getitem__(self, key: str) -> Any:
@@ -257,6 +260,20 @@ class Session(MutableMapping[str, Any]):
         """Return the BSON size of all the data, as a save would write it."""
         return len(encode(self._data))
 
+    def size_bound(self) -> int:
+        """Return an upper bound of :meth:`encoded_size`, from the encodings of the last
+        :meth:`changes` and the store's size where they allow (exact for a new session),
+        without encoding the data whole; else the exact size."""
+        encoded, stored = self._encoded, self._size_stored
+        if encoded is not None and (self.is_new or stored is not None):
+            # A document's elements plus its 5 bytes of frame; each encoding has its own frame.
+            added = sum(len(value) - 5 for value in encoded.values())
+            if self.is_new and len(encoded) == len(self._data):
+                return 5 + added
+            if not self.is_new and stored is not None:
+                return stored + added  # each touched key's stored element is counted in both
+        return self.encoded_size()
+
     def saved(self, save: base.NewSession | base.SessionUpdate, result: base.SaveResult) -> None:
         """Take in a save the store made: id and times become the save's, and what the store
         holds is what the session holds (the next :meth:`changes` is empty)."""
@@ -270,5 +287,6 @@ class Session(MutableMapping[str, Any]):
         if self._encoded is None:
             self.changes()
         self._stored, self._encoded = dict(self._encoded or {}), None
+        self._size_stored = None  # what the store now holds was not measured
         self.is_new = False
         self._replaced_id = None

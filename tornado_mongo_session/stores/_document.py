@@ -29,7 +29,8 @@ log = logging.getLogger("tornado_mongo_session.stores")
 
 @dataclass(slots=True)
 class StoredSession:
-    """A session document, read: token hashes newest first, aware UTC times, the data."""
+    """A session document, read: token hashes newest first, aware UTC times, the data, and an
+    upper bound of the data's BSON size when the store knows one without encoding it."""
 
     tokens: Sequence[str]
     created_at: datetime
@@ -37,6 +38,7 @@ class StoredSession:
     rotated_at: datetime
     expires_at: datetime
     data: dict[str, Any]
+    size: int | None = None
 
     @classmethod
     def read(cls, doc: Mapping[str, Any]) -> StoredSession | None:
@@ -103,6 +105,7 @@ class DocumentStore(abc.ABC):
             expires_at=found.expires_at,
             token=token,
             token_hashes=list(found.tokens),
+            size=found.size,
         )
 
     async def save(self, request: NewSession | SessionUpdate) -> SaveResult:

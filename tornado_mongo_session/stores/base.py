@@ -32,6 +32,9 @@ class SessionRecord:
     stored); ``token_hashes`` the stored SHA-256 hashes, newest first. ``in_cookie``: the data
     lives in the cookie itself (:class:`~tornado_mongo_session.stores.cookie.CookieSessionStore`),
     so its save can only travel in the response, and no server holds anything to delete.
+    ``size``: an upper bound of ``data``'s BSON size as stored, when the store knows one
+    without encoding it (the memory and cookie stores); it spares a save the encoding of the
+    whole session to check ``max_session_bytes``.
     """
 
     id: str
@@ -43,6 +46,7 @@ class SessionRecord:
     token: str | None = field(default=None, repr=False)
     token_hashes: list[str] = field(default_factory=list)
     in_cookie: bool = False
+    size: int | None = field(default=None, compare=False)  # a hint, not what the session is
 
 
 @dataclass(frozen=True, kw_only=True)

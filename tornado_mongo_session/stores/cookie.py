@@ -153,6 +153,7 @@ class CookieSessionStore:
             rotated_at=opened.rotated_at,
             expires_at=opened.expires_at,
             in_cookie=True,
+            size=opened.size,
         )
 
     async def save(self, request: NewSession | SessionUpdate) -> SaveResult:
@@ -213,6 +214,7 @@ class CookieSessionStore:
                 rotated_at=_as_datetime(payload["r"]),
                 expires_at=_as_datetime(payload["e"]),
                 in_cookie=True,
+                size=len(plain),  # the payload holds the data, and more
             )
         except (KeyError, TypeError, ValueError):
             log.warning("a validly signed session cookie has a malformed payload; ignored")

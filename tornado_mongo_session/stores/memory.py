@@ -45,7 +45,7 @@ _TIMES = ("created_at", "accessed_at", "rotated_at", "expires_at")
 class _Held(StoredSession):
     """One session's document, as values MongoDB would return: tokens as a tuple, times as BSON
     stores them, ``data`` as BSON decodes it (a save replaces it; a load shares its values).
-    ``size`` bounds the data's BSON size from above, exactly once near MongoDB's limit, so a
+    ``size`` bounds the data's BSON size from above (exact once near MongoDB's limit), so a
     save need not encode what it does not change."""
 
     size: int
