@@ -27,7 +27,7 @@ from tornado_mongo_session.config import SessionConfig, config_of
 from tornado_mongo_session.errors import SessionDataError, SessionError, SessionStoreUnavailable
 from tornado_mongo_session.policy import SaveContext, SavePlan, plan_save
 from tornado_mongo_session.session import Session
-from tornado_mongo_session.stores.base import SessionRecord, SessionStore
+from tornado_mongo_session.stores.base import NewSession, SaveResult, SessionRecord, SessionStore
 
 if TYPE_CHECKING:
     _Base = tornado.web.RequestHandler
@@ -46,8 +46,10 @@ class SessionMixin(_Base):
     Application settings it reads: ``session_store`` (required unless the handler class sets a
     ``session_store`` attribute), ``session_settings`` (a :class:`SessionSettings`; default: one
     read from the environment), ``session_rotator`` (a :class:`TokenRotator`; default:
-    ``IntervalRotator(token_ttl, tokens_kept)``) and ``session_clock`` (a callable returning an
-    aware UTC datetime; for tests).
+    ``IntervalRotator(token_ttl, tokens_kept)``), ``session_clock`` (a callable returning an
+    aware UTC datetime; for tests) and ``session_events`` (listeners called with a
+    :class:`~tornado_mongo_session.events.SessionEvent` per store call; see
+    docs/observability.md).
 
     A handler that overrides ``prepare`` must ``await super().prepare()`` first; one that
     overrides ``finish`` or ``on_finish`` must call the parent's. Set ``session_autoload =
@@ -111,8 +113,13 @@ class SessionMixin(_Base):
             cookie = parse_cookie(",".join(headers)).get(config.cookie_name) if headers else None
             if cookie:
                 self._session_cookie_in = cookie
+                events = config.events
                 try:
-                    self._session_record = await store.load(cookie, now=config.clock())
+                    load = store.load(cookie, now=config.clock())
+                    if events is None:  # no listener: not even a timing is taken
+                        self._session_record = await load
+                    else:
+                        self._session_record = await events.observe("load", load, _load_event)
                 except SessionError as exc:
                     # Deferred: a handler that never touches self.session still gets its answer.
                     status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
@@ -187,17 +194,25 @@ class SessionMixin(_Base):
         (insert first: a failure leaves the user in the old session, not none), then the
         cookie. ``answering``: the response waits for this; a failure becomes its answer."""
         config = self._session_config
-        store = config.store_for(type(self))
+        store, events = config.store_for(type(self)), config.events
         try:
             if plan.save is not None:
-                result = await store.save(plan.save)
+                save = store.save(plan.save)
+                if events is None:  # no listener: not even a timing is taken
+                    result = await save
+                else:
+                    name = _new_event if isinstance(plan.save, NewSession) else _update_event
+                    result = await events.observe("save", save, name)
                 cookie = result.cookie_value or plan.resend_cookie
                 if cookie is not None and not self._headers_written:
                     self._set_session_cookie(cookie, plan.max_age)
                 if self._session is not None:
                     self._session.saved(plan.save, result)
             if plan.retire is not None:
-                await store.delete(plan.retire)
+                delete = store.delete(plan.retire)
+                await (
+                    delete if events is None else events.observe("delete", delete, _revoke_event)
+                )
             if plan.clear_cookie and not self._headers_written:
                 self.clear_cookie(config.cookie_name, **config.cookie_attrs)
         except Exception as exc:  # every failure becomes an error response, or a log line
@@ -241,3 +256,22 @@ class SessionMixin(_Base):
             self.set_cookie(config.cookie_name, value, max_age=max_age, **config.cookie_attrs)
         else:
             self.add_header("Set-Cookie", header)
+
+
+# What each store call's result is called as a SessionEvent (tornado_mongo_session.events).
+
+
+def _load_event(record: SessionRecord | None) -> str:
+    return "expired" if record is None else "loaded"
+
+
+def _new_event(_result: SaveResult) -> str:
+    return "created"
+
+
+def _update_event(result: SaveResult) -> str:
+    return "rotated" if result.rotated else "saved"
+
+
+def _revoke_event(_result: None) -> str:
+    return "revoked"
