@@ -210,9 +210,9 @@ class SessionMixin(_Base):
                     self._session.saved(plan.save, result)
             if plan.retire is not None:
                 delete = store.delete(plan.retire)
-                await (
-                    delete if events is None else events.observe("delete", delete, _revoke_event)
-                )
+                if events is not None:
+                    delete = events.observe("delete", delete, _revoke_event)
+                await delete
             if plan.clear_cookie and not self._headers_written:
                 self.clear_cookie(config.cookie_name, **config.cookie_attrs)
         except Exception as exc:  # every failure becomes an error response, or a log line
