@@ -26,6 +26,7 @@ from tornado_mongo_session import (
 )
 from tornado_mongo_session.policy import (
     SLOW_REQUEST,
+    SaveContext,
     SavePlan,
     SaveRules,
     TokenVerdict,
@@ -250,20 +251,21 @@ TABLE: list[tuple[str, Case, dict[str, Any] | None]] = [
 ]
 
 
-def run(case: Case) -> SavePlan | None:
-    session: Session | None = None
+def run(case: Case, session: Session | None = None) -> SavePlan | None:
     if case.handler is not None:
         session = Session() if case.loaded is None else Session.from_record(case.loaded)
         case.handler(session)
     return plan_save(
-        loaded=case.loaded,
-        session=session,
-        cookie_in=COOKIE if case.cookie else None,
-        now=NOW,
-        rotator=case.rotator,
-        rules=case.rules,
-        headers_open=case.headers_open,
-        cookie_stale=case.stale,
+        SaveContext(
+            loaded=case.loaded,
+            session=session,
+            cookie_in=COOKIE if case.cookie else None,
+            now=NOW,
+            rotator=case.rotator,
+            rules=case.rules,
+            headers_open=case.headers_open,
+            cookie_stale=case.stale,
+        )
     )
 
 
@@ -329,15 +331,7 @@ def test_deadline_is_the_earlier_of_idle_and_absolute() -> None:
 def test_a_new_session_keeps_its_id_and_gets_the_idle_deadline() -> None:
     session = Session()
     session["a"] = 1
-    plan = plan_save(
-        loaded=None,
-        session=session,
-        cookie_in=None,
-        now=NOW,
-        rotator=NeverRotator(),
-        rules=RULES,
-        headers_open=True,
-    )
+    plan = run(Case(loaded=None, handler=None, cookie=False, rotator=NeverRotator()), session)
     assert plan is not None
     assert isinstance(plan.save, NewSession)
     assert plan.save.session_id == session.id
@@ -427,7 +421,7 @@ def test_regenerate_keeps_only_the_named_keys() -> None:
 def test_regenerate_is_refused_once_the_id_is_frozen() -> None:
     session = Session.from_record(stored())
     session.freeze_id()
-    with pytest.raises(RuntimeError, match="after the response headers were sent"):
+    with pytest.raises(RuntimeError, match="once the response headers are sent"):
         session.regenerate()
     assert session.id == "i" * 24
     assert not session.is_new
@@ -438,14 +432,16 @@ def run_with(
 ) -> SavePlan | None:
     """The plan for ``session`` (loaded from ``loaded``, default :func:`stored`)."""
     return plan_save(
-        loaded=stored() if loaded is None and not cookie_late else loaded,
-        session=session,
-        cookie_in=COOKIE,
-        now=NOW,
-        rotator=IntervalRotator(every=5, keep=3),
-        rules=RULES,
-        headers_open=True,
-        cookie_late=cookie_late,
+        SaveContext(
+            loaded=stored() if loaded is None and not cookie_late else loaded,
+            session=session,
+            cookie_in=COOKIE,
+            now=NOW,
+            rotator=IntervalRotator(every=5, keep=3),
+            rules=RULES,
+            headers_open=True,
+            cookie_late=cookie_late,
+        )
     )
 
 
@@ -458,3 +454,39 @@ def test_a_late_cookie_refuses_a_new_sessions_data_but_not_a_read() -> None:
     assert plan(read) is None  # nothing written, the cookie left alone
     with pytest.raises(SessionEnded, match="newer one"):
         plan(assign("cart", 1))
+
+
+@pytest.mark.parametrize(("persistent", "max_age"), [(True, 7200), (False, None)])
+def test_the_cookie_max_age_follows_the_deadline_unless_the_cookie_is_per_browser_session(
+    persistent: bool, max_age: int | None
+) -> None:
+    rules = replace(RULES, persistent_cookie=persistent)
+    for loaded, handler in ((None, assign("a", 1)), (stored(rotated=5), None)):
+        plan = run(Case(loaded=loaded, handler=handler, rules=rules))
+        assert plan is not None
+        assert plan.save is not None
+        assert plan.max_age == max_age
+        assert plan.save.expires_at == NOW + RULES.idle
+
+
+@pytest.mark.parametrize(
+    ("stored_size", "value", "refused"),
+    [
+        (100, "x" * 10, False),  # the store's size proves it fits: nothing encoded whole
+        (1000, "x" * 100, False),  # the bound (1000 + 100) is over, the exact size is not
+        (100, "x" * 2000, True),
+        (None, "x" * 2000, True),
+    ],
+)
+def test_the_size_check_is_exact_whatever_the_store_knows(
+    stored_size: int | None, value: str, refused: bool
+) -> None:
+    record = replace(stored(), size=stored_size)
+    if refused:
+        with pytest.raises(SessionTooLarge) as info:
+            run(Case(loaded=record, handler=assign("big", value)))
+        assert info.value.size == Session({**record.data, "big": value}).encoded_size()
+    else:
+        plan = run(Case(loaded=record, handler=assign("big", value)))
+        assert plan is not None
+        assert plan.save is not None

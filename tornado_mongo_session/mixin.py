@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import tornado.iostream
@@ -26,13 +27,13 @@ from tornado.httputil import parse_cookie
 from tornado_mongo_session._tasks import in_background, start
 from tornado_mongo_session.config import SessionConfig, config_of
 from tornado_mongo_session.errors import (
-    SessionConfigError,
     SessionDataError,
     SessionEnded,
     SessionError,
     SessionStoreUnavailable,
 )
 from tornado_mongo_session.policy import (
+    SaveContext,
     SavePlan,
     TokenVerdict,
     arrival,
@@ -41,16 +42,9 @@ from tornado_mongo_session.policy import (
     plan_save,
 )
 from tornado_mongo_session.session import Session
-from tornado_mongo_session.stores.base import (
-    NewSession,
-    SaveResult,
-    SessionRecord,
-    SessionStore,
-)
+from tornado_mongo_session.stores.base import NewSession, SaveResult, SessionRecord, SessionStore
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     _Base = tornado.web.RequestHandler
 else:
     _Base = object
@@ -116,20 +110,6 @@ class SessionMixin(_Base):
             config = self._session_config_of_app = config_of(self.application)
         return config
 
-    def _session_store(self) -> SessionStore:
-        store = type(self).session_store
-        if store is None:
-            store = self._session_config.store
-        if store is None:
-            raise SessionConfigError(
-                "no session store: set the Application setting 'session_store' (for example "
-                "MongoSessionStore.from_settings(SessionSettings())) or a 'session_store' "
-                f"attribute on {type(self).__name__}"
-            )
-        return store
-
-    # -- loading -----------------------------------------------------------------------------
-
     @property
     def session(self) -> Session:
         """The current session; a new, empty one when the request opened none.
@@ -162,12 +142,13 @@ class SessionMixin(_Base):
         ``self.session``: handlers that never use the session are unaffected by an outage.
         """
         config = self._session_config
-        store = self._session_store()
+        store = config.store_for(type(self))
         if self.session_autoload:
             # Not get_cookie(): Tornado builds a SimpleCookie of every cookie for it, which costs
-            # more than the rest of a read; parse_cookie finds the same value.
-            header = self.request.headers.get("Cookie")
-            cookie = parse_cookie(header).get(config.cookie_name) if header else None
+            # more than the rest of a read; parse_cookie finds the same value in the same
+            # header (get_list: no KeyError raised and caught for a request without one).
+            headers = self.request.headers.get_list("Cookie")
+            cookie = parse_cookie(",".join(headers)).get(config.cookie_name) if headers else None
             if cookie:
                 self._session_cookie_in = cookie
                 now = config.clock()
@@ -255,7 +236,7 @@ class SessionMixin(_Base):
             )
         config = self._session_config
         now = config.clock()
-        plan = plan_save(
+        context = SaveContext(
             loaded=record,
             session=session,
             cookie_in=None,
@@ -264,9 +245,10 @@ class SessionMixin(_Base):
             rules=config.rules,
             headers_open=False,
         )
+        plan = plan_save(context)
         if plan is None or plan.save is None:
             return
-        save = self._session_store().save(plan.save)
+        save = config.store_for(type(self)).save(plan.save)
         events = config.events
         if events is None:
             result = await save
@@ -288,7 +270,7 @@ class SessionMixin(_Base):
         if record is None:
             return False
         now = self._session_config.clock()
-        alive = getattr(self._session_store(), "session_alive", None)
+        alive = getattr(self._session_config.store_for(type(self)), "session_alive", None)
         if alive is None or record.in_cookie:
             return record.expires_at > now
         return bool(await alive(record.id, now=now))
@@ -334,18 +316,14 @@ class SessionMixin(_Base):
             self._session.freeze_id()
         return future
 
-    # -- saving ------------------------------------------------------------------------------
-
     def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> asyncio.Future[None]:
         """Save the session, then finish the response.
 
-        What to save is decided here, synchronously: a request with nothing to write (no
-        change, no rotation, no touch due) finishes at once. In ``before_response`` mode the
-        save then runs before anything is sent. In ``after_response`` mode only a save whose
-        result must travel in the response (a new session, a rotation, regenerate, invalidate,
-        a cookie-held session) runs first; the rest waits for ``on_finish``. While a save is
-        pending, further calls return the same future: Tornado calls ``finish()`` again after a
-        handler that already did (redirect, explicit finish).
+        What to save is decided here, synchronously; nothing to write finishes at once. The
+        save runs before anything is sent, unless ``write_mode="after_response"`` lets it wait
+        for ``on_finish`` (a save whose result travels in the response never waits). While a
+        save is pending, further calls return the same future: Tornado calls ``finish()`` again
+        after a handler that already did (redirect, explicit finish).
         """
         pending = self._session_pending
         if pending is not None:
@@ -362,32 +340,33 @@ class SessionMixin(_Base):
             and not self._finished
             and not isinstance(self, tornado.websocket.WebSocketHandler)  # no cookie over a socket
         ):
+            config = self._session_config
             if self.get_status() < 500:
                 try:
                     plan = self._session_plan()
                 except (SessionDataError, SessionEnded, TypeError, ValueError) as exc:
                     self._session_failure_response(exc)  # nothing was written
                     return super().finish()
-            else:
+            else:  # a failed request still logs out (invalidate() before the error)
                 plan = plan_after_error(
                     loaded=self._session_record,
                     session=self._session,
-                    now=self._session_config.clock(),
+                    now=config.clock(),
                     headers_open=not self._headers_written,
                 )
-            if plan is not None:
-                config = self._session_config
-                if plan.before_response or config.settings.write_mode == "before_response":
-                    if chunk is not None:
-                        self.write(chunk)
-                    # A store that never waits saves here and now (see _tasks.start).
-                    eagerly = not getattr(self._session_store(), "waits_for_io", True)
-                    pending = start(self._save_then_finish(plan), eagerly=eagerly)
-                    self._session_pending = pending
-                    return pending
-                self._session_deferred = plan
-                if plan.resend_cookie is not None:
-                    self._set_session_cookie(plan.resend_cookie, plan.expires_at, plan.now)
+            if plan is None:
+                return super().finish(chunk)
+            if plan.before_response or config.settings.write_mode == "before_response":
+                if chunk is not None:
+                    self.write(chunk)
+                # A store that never waits saves here and now (see _tasks.start).
+                store = config.store_for(type(self))
+                eagerly = not getattr(store, "waits_for_io", True)
+                pending = self._session_pending = start(self._save(plan, True), eagerly=eagerly)
+                return pending
+            self._session_deferred = plan
+            if plan.resend_cookie is not None:
+                self._set_session_cookie(plan.resend_cookie, plan.max_age)
         return super().finish(chunk)
 
     def on_finish(self) -> None:
@@ -395,10 +374,12 @@ class SessionMixin(_Base):
         plan = self._session_deferred
         if plan is not None:
             self._session_deferred = None
-            in_background(self._save_after_response(plan))
+            in_background(self._save(plan, False))
         super().on_finish()
 
     def _session_plan(self) -> SavePlan | None:
+        """What this request must write (the pure policy), the device recorded first for a
+        session bound to a user."""
         config = self._session_config
         session = self._session
         if session is not None and session.user_bound and config.settings.remember_device:
@@ -407,9 +388,9 @@ class SessionMixin(_Base):
                 self.request.remote_ip[:64] if self.request.remote_ip else None,
                 user_agent[:256] if user_agent else None,
             )
-        plan = plan_save(
+        context = SaveContext(
             loaded=self._session_record,
-            session=self._session,
+            session=session,
             cookie_in=self._session_cookie_in,
             now=config.clock(),
             rotator=config.rotator,
@@ -418,6 +399,7 @@ class SessionMixin(_Base):
             cookie_stale=self._session_cookie_stale,
             cookie_late=self._session_cookie_late,
         )
+        plan = plan_save(context)
         if plan is not None and plan.unsaved_data:
             log.warning(
                 "session data of a new session not saved: the headers were already sent, "
@@ -425,44 +407,41 @@ class SessionMixin(_Base):
             )
         return plan
 
-    async def _save_then_finish(self, plan: SavePlan) -> None:
+    async def _save(self, plan: SavePlan, answering: bool) -> None:
+        """Carry the plan out: the save (one store call), then the retired session's delete
+        (insert first: a failure leaves the user in the old session, not none), then the
+        cookie. ``answering``: the response waits for this; a failure becomes its answer."""
+        config = self._session_config
+        store, events = config.store_for(type(self)), config.events
         try:
-            await self._execute_plan(plan)
-        except Exception as exc:  # every failure becomes an error response
+            if plan.save is not None:
+                save = store.save(plan.save)
+                if events is None:  # no listener: not even a timing is taken
+                    result = await save
+                else:
+                    name = _new_event if isinstance(plan.save, NewSession) else _update_event
+                    result = await events.observe("save", save, name)
+                cookie = result.cookie_value or plan.resend_cookie
+                if cookie is not None and not self._headers_written:
+                    self._set_session_cookie(cookie, plan.max_age)
+                if self._session is not None:
+                    self._session.saved(plan.save, result)
+            if plan.retire is not None:
+                delete = store.delete(plan.retire)
+                if events is not None:
+                    delete = events.observe("delete", delete, _revoke_event)
+                await delete
+            if plan.clear_cookie and not self._headers_written:
+                self.clear_cookie(config.cookie_name, **config.cookie_attrs)
+        except Exception as exc:  # every failure becomes an error response, or a log line
+            if not answering:
+                log.error("session save after the response failed: %s", exc, exc_info=exc)
+                return
             self._session_failure_response(exc)
-        if not self._finished:
+        if answering and not self._finished:
             # The client may have gone while the session was saved: nobody left to answer.
             with contextlib.suppress(tornado.iostream.StreamClosedError):
                 await super().finish()
-
-    async def _save_after_response(self, plan: SavePlan) -> None:
-        try:
-            await self._execute_plan(plan)
-        except Exception as exc:  # nobody awaits this task: log it
-            log.error("session save after the response failed: %s", exc, exc_info=exc)
-
-    async def _execute_plan(self, plan: SavePlan) -> None:
-        """Send the plan's save (one store call) and retire the replaced session, if any."""
-        store = self._session_store()
-        events = self._session_config.events
-        if plan.save is not None:
-            save = store.save(plan.save)
-            if events is None:
-                result = await save
-            else:
-                name = _new_event if isinstance(plan.save, NewSession) else _update_event
-                result = await events.observe("save", save, name)
-            cookie = result.cookie_value or plan.resend_cookie
-            if cookie is not None and not self._headers_written:
-                self._set_session_cookie(cookie, plan.expires_at, plan.now)
-            if self._session is not None:
-                self._session.saved(plan.save, result)
-        # Insert first, delete second: a failure leaves the user in the old session, not none.
-        if plan.retire is not None:
-            delete = store.delete(plan.retire)
-            await (delete if events is None else events.observe("delete", delete, _revoke_event))
-        if plan.clear_cookie and not self._headers_written:
-            self.clear_cookie(self._session_config.cookie_name, **self._session_config.cookie_attrs)
 
     def _session_failure_response(self, exc: BaseException) -> None:
         if isinstance(exc, SessionEnded):
@@ -484,11 +463,8 @@ class SessionMixin(_Base):
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
         self.write(_FAILURE_BODIES.get(status, "The session could not be saved.\n"))
 
-    def _set_session_cookie(self, value: str, expires_at: datetime | None, now: datetime) -> None:
+    def _set_session_cookie(self, value: str, max_age: int | None) -> None:
         config = self._session_config
-        max_age: int | None = None
-        if config.rules.persistent_cookie and expires_at is not None:
-            max_age = max(0, int((expires_at - now).total_seconds()))
         header = config.cookie_header(value, max_age)
         # Tornado's set_cookie builds a Morsel on every call, a good share of a write's CPU;
         # the header is composed from parts made once instead. Tornado's path stays for a value

@@ -1,10 +1,11 @@
 """The save policy: what one request must write, decided without I/O and without tornado.
 
-:func:`plan_save` takes what the request loaded, the session as the handler left it, the
-clock's now, the rotator, the settings (:class:`SaveRules`) and whether headers can still be
-set, and returns an immutable :class:`SavePlan`, or ``None`` when there is nothing to do. Each
-decision is a named function below (``should_rotate``, ``should_touch``, …), so it can be read,
-and tested, on its own; the mixin only carries the plan out.
+:func:`plan_save` takes a :class:`SaveContext` (what the request loaded, the session as the
+handler left it, the clock's now, the rotator, the settings as :class:`SaveRules`, whether
+headers can still be set) and returns an immutable :class:`SavePlan`, or ``None`` when there
+is nothing to do. Each decision is a named function below (``should_rotate``,
+``should_touch``, …), so it can be read, and tested, on its own; the mixin only carries the
+plan out.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from tornado_mongo_session.errors import SessionEnded, SessionTooLarge
 from tornado_mongo_session.stores.base import NewSession, Rotation, SessionRecord, SessionUpdate
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SLOW_REQUEST",
+    "SaveContext",
     "SavePlan",
     "SaveRules",
     "TokenVerdict",
@@ -59,6 +61,12 @@ class SaveRules:
             revoke_on_reuse=settings.reuse_detection == "revoke",
         )
 
+    def max_age(self, expires_at: datetime, now: datetime) -> int | None:
+        """The cookie's Max-Age for that deadline; ``None`` for a browser-session cookie."""
+        if not self.persistent_cookie:
+            return None
+        return max(0, int((expires_at - now).total_seconds()))
+
     def deadline(self, created_at: datetime, now: datetime) -> datetime:
         """The earlier of the idle and the absolute deadline."""
         idle = now + self.idle
@@ -73,10 +81,11 @@ class SavePlan:
     record that regenerate/invalidate replaced), then the cookie.
 
     ``clear_cookie``: expire the client's cookie. ``resend_cookie``: the client's own cookie
-    value, sent again to renew its Max-Age when no save sends a new one. ``before_response``:
-    the save must finish before the response is sent, whatever the write mode (its result
-    travels in the response). ``unsaved_data``: a new session's data was dropped, because its
-    cookie could no longer be set (the mixin logs it).
+    value, sent again to renew its Max-Age when no save sends a new one. ``max_age``: the
+    Max-Age of a cookie the plan sends (``None``: a browser-session cookie, or none).
+    ``before_response``: the save must finish before the response is sent, whatever the write
+    mode (its result travels in the response). ``unsaved_data``: a new session's data was
+    dropped, because its cookie could no longer be set (the mixin logs it).
     """
 
     now: datetime
@@ -84,12 +93,28 @@ class SavePlan:
     retire: SessionRecord | None = None
     clear_cookie: bool = False
     resend_cookie: str | None = None
+    max_age: int | None = None
     before_response: bool = False
     unsaved_data: bool = False
 
-    @property
-    def expires_at(self) -> datetime | None:
-        return None if self.save is None else self.save.expires_at
+
+class SaveContext(NamedTuple):
+    """What the policy is given about one request, as its response is about to go out.
+
+    ``loaded``: the record the request's cookie opened. ``session``: the session object, if the
+    handler touched it. ``cookie_in``: the cookie value the request carried. ``headers_open``:
+    whether a cookie can still be set.
+    """
+
+    loaded: SessionRecord | None
+    session: Session | None
+    cookie_in: str | None
+    now: datetime
+    rotator: TokenRotator
+    rules: SaveRules
+    headers_open: bool
+    cookie_stale: bool = False
+    cookie_late: bool = False
 
 
 class TokenVerdict(enum.Enum):
@@ -136,43 +161,35 @@ def judge_token(loaded: SessionRecord, *, arrived: datetime, rules: SaveRules) -
     return TokenVerdict.REUSED
 
 
-def plan_save(
-    *,
-    loaded: SessionRecord | None,
-    session: Session | None,
-    cookie_in: str | None,
-    now: datetime,
-    rotator: TokenRotator,
-    rules: SaveRules,
-    headers_open: bool,
-    cookie_stale: bool = False,
-    cookie_late: bool = False,
-) -> SavePlan | None:
+def plan_save(context: SaveContext) -> SavePlan | None:
     """Decide what this request must write; ``None`` when nothing.
 
-    ``loaded`` is the record the request's cookie opened, ``session`` the session object if the
-    handler touched it, ``cookie_in`` the cookie value the request carried, ``cookie_stale``
-    whether the request proved that cookie stale (a reused token): only then, or at a logout,
-    is the cookie cleared. ``cookie_late``: the cookie's token was retired moments before the
-    request arrived (:attr:`TokenVerdict.LATE`); the browser holds a newer one, so data written
-    to the request's new, empty session is refused (:class:`SessionEnded`) rather than stored
-    under a cookie that would replace the good one. Raises ``TypeError``/``ValueError``
-    naming the key for data that can't be stored, and :class:`SessionTooLarge` over
-    ``max_session_bytes``; nothing is written then.
+    ``context.cookie_stale``: the request proved its cookie stale (a reused token): only then,
+    or at a logout, is the cookie cleared. ``context.cookie_late``: the cookie's token was
+    retired moments before the request arrived (:attr:`TokenVerdict.LATE`); the browser holds a
+    newer one, so data written to the request's new, empty session is refused
+    (:class:`SessionEnded`) rather than stored under a cookie that would replace the good one.
+    Raises ``TypeError``/``ValueError`` naming the key for data that can't be stored, and
+    :class:`SessionTooLarge` over ``max_session_bytes``; nothing is written then.
     """
+    session, loaded = context.session, context.loaded
     if session is not None and session.is_new:
-        if cookie_late and loaded is None and should_store_new(session, headers_open):
+        if (
+            context.cookie_late
+            and loaded is None
+            and should_store_new(session, context.headers_open)
+        ):
             raise SessionEnded(
                 "this request's session token was replaced by a newer one moments before it "
                 "arrived; its data was not saved (a new session would have replaced the "
                 "browser's newer cookie)"
             )
-        return _plan_new(loaded, session, cookie_in, now, rules, headers_open, cookie_stale)
+        return _plan_new(context, session)
     if loaded is None:
-        if cookie_stale and should_clear_cookie(cookie_in, headers_open):
-            return SavePlan(now=now, clear_cookie=True, before_response=True)
+        if context.cookie_stale and should_clear_cookie(context.cookie_in, context.headers_open):
+            return SavePlan(now=context.now, clear_cookie=True, before_response=True)
         return None
-    return _plan_update(loaded, session, cookie_in, now, rotator, rules, headers_open)
+    return _plan_update(context, loaded)
 
 
 def plan_after_error(
@@ -265,7 +282,10 @@ def must_precede_response(update: SessionUpdate) -> bool:
 
 def check_size(session: Session, rules: SaveRules) -> None:
     """Raise :class:`SessionTooLarge` when the encoded data is over ``max_session_bytes``."""
-    size, limit = session.encoded_size(), rules.max_session_bytes
+    limit = rules.max_session_bytes
+    if session.size_bound() <= limit:
+        return
+    size = session.encoded_size()
     if size > limit:
         raise SessionTooLarge(
             f"session data is {size} bytes encoded, over max_session_bytes={limit}; "
@@ -278,17 +298,11 @@ def check_size(session: Session, rules: SaveRules) -> None:
 # -- the two plans -----------------------------------------------------------------------------
 
 
-def _plan_new(
-    loaded: SessionRecord | None,
-    session: Session,
-    cookie_in: str | None,
-    now: datetime,
-    rules: SaveRules,
-    headers_open: bool,
-    cookie_stale: bool,
-) -> SavePlan | None:
-    """A session new in this request: brand new, or replacing ``loaded`` (regenerate or
+def _plan_new(context: SaveContext, session: Session) -> SavePlan | None:
+    """A session new in this request: brand new, or replacing the loaded one (regenerate or
     invalidate), which is retired after the new one is stored."""
+    loaded, now, rules = context.loaded, context.now, context.rules
+    headers_open = context.headers_open
     retire = loaded if loaded is not None and session.replaced_id == loaded.id else None
     if should_store_new(session, headers_open):
         data, _removed = session.changes()  # every key, each value checked
@@ -305,10 +319,13 @@ def _plan_new(
             ip=session.ip,
             user_agent=session.user_agent,
         )
-        return SavePlan(now=now, save=new, retire=retire, before_response=True)
+        max_age = rules.max_age(new.expires_at, now)
+        return SavePlan(now=now, save=new, retire=retire, max_age=max_age, before_response=True)
     # The cookie could not be set: the data (or the user) has nowhere to go.
     unsaved = len(session) > 0 or session.user_id is not None
-    clear = (retire is not None or cookie_stale) and should_clear_cookie(cookie_in, headers_open)
+    clear = (retire is not None or context.cookie_stale) and should_clear_cookie(
+        context.cookie_in, headers_open
+    )
     if retire is None and not clear and not unsaved:
         return None
     return SavePlan(
@@ -316,17 +333,11 @@ def _plan_new(
     )
 
 
-def _plan_update(
-    loaded: SessionRecord,
-    session: Session | None,
-    cookie_in: str | None,
-    now: datetime,
-    rotator: TokenRotator,
-    rules: SaveRules,
-    headers_open: bool,
-) -> SavePlan | None:
-    """A session this request loaded; ``session`` is ``None`` when the handler never touched
-    it (nothing can have changed, but the token may be due and the expiry may be pushed)."""
+def _plan_update(context: SaveContext, loaded: SessionRecord) -> SavePlan | None:
+    """A session this request loaded, untouched by the handler when ``context.session`` is
+    ``None`` (nothing can have changed, but the token may be due and the expiry pushed)."""
+    session, now, rotator, rules = context.session, context.now, context.rotator, context.rules
+    cookie_in, headers_open = context.cookie_in, context.headers_open
     changed, removed = session.changes() if session is not None else ({}, [])
     if session is not None and (changed or removed):
         check_size(session, rules)
@@ -345,6 +356,7 @@ def _plan_update(
     return SavePlan(
         now=now,
         save=update,
-        before_response=must_precede_response(update),
         resend_cookie=cookie_in if resend else None,
+        max_age=rules.max_age(update.expires_at, now),
+        before_response=must_precede_response(update),
     )

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from tornado_mongo_session.clock import as_utc, utc_now
 from tornado_mongo_session.errors import SessionEnded
@@ -32,7 +32,10 @@ from tornado_mongo_session.tokens import (
     token_rank,
 )
 
-__all__ = ["DocumentStore", "StoredSession"]
+__all__ = ["Document", "DocumentStore", "StoredSession"]
+
+Document: TypeAlias = "dict[str, Any]"
+"""A MongoDB document, a query or an update's fields, as PyMongo takes and returns them."""
 
 log = logging.getLogger("tornado_mongo_session.stores")
 
@@ -46,8 +49,9 @@ rotations after its eviction."""
 
 @dataclass(slots=True, kw_only=True)
 class StoredSession:
-    """A session document, read: token hashes newest first, aware UTC times, the data, and the
-    retired token hashes (``{h, at}``, newest first; times as stored)."""
+    """A session document, read: token hashes newest first, aware UTC times, the data, the
+    retired token hashes (``{h, at}``, newest first; times as stored), and an upper bound of the
+    data's BSON size when the store knows one without encoding it."""
 
     tokens: Sequence[str]
     created_at: datetime
@@ -60,6 +64,7 @@ class StoredSession:
     ip: str | None = None
     user_agent: str | None = None
     retired: Sequence[Mapping[str, Any]] = ()
+    size: int | None = None
 
     @classmethod
     def read(cls, doc: Mapping[str, Any]) -> StoredSession | None:
@@ -110,19 +115,13 @@ class DocumentStore(abc.ABC):
         """The session ``session_id`` names, live or not (``load`` checks the deadline)."""
 
     @abc.abstractmethod
-    async def _insert_document(self, doc: dict[str, Any]) -> None:
+    async def _insert_document(self, doc: Document) -> None:
         """Insert a new document; raise SessionStoreError if its id exists."""
 
     @abc.abstractmethod
-    async def _update_document(
-        self,
-        session_id: str,
-        rotated_at: datetime | None,
-        fields: dict[str, Any],
-        removed: list[str],
-    ) -> bool:
-        """``$set`` fields and ``$unset`` removed (dotted paths) on the document of
-        ``session_id`` (and ``rotated_at``, when given); True if a document matched."""
+    async def _update_document(self, query: Document, fields: Document, removed: list[str]) -> bool:
+        """``$set`` fields and ``$unset`` removed (dotted paths) on the document ``query``
+        matches (``{_id}``, or ``{_id, rotated_at}`` for a compare-and-set); True if one did."""
 
     @abc.abstractmethod
     async def _bound_sessions(self, user_id: str, now: datetime) -> list[StoredSession]:
@@ -170,6 +169,7 @@ class DocumentStore(abc.ABC):
             token_newest=rank == 0,
             token_retired_at=retired_at,
             retired=found.retired,
+            size=found.size,
         )
         if found.user_id is not None:  # only a bound session pays for its user's fields
             record.user_id, record.ip = found.user_id, found.ip
@@ -257,12 +257,13 @@ class DocumentStore(abc.ABC):
         unrotated = SaveResult(session_id=loaded.id)
         rotation = update.rotation
         if rotation is None:
-            if not await self._update_document(loaded.id, None, fields, removed):
+            if not await self._update_document({"_id": loaded.id}, fields, removed):
                 _ended(loaded, update)
             return unrotated
 
         keep = max(1, rotation.keep)
-        rotated: dict[str, Any] = {
+        rotated: Document = {
+            **fields,
             "tokens": [hash_token(rotation.token), *loaded.token_hashes][:keep],
             "rotated_at": update.now,
         }
@@ -272,15 +273,14 @@ class DocumentStore(abc.ABC):
             entries = [{"h": h, "at": update.now} for h in evicted]
             rotated["retired"] = [*entries, *loaded.retired][:RETIRED_KEPT]
         # Compare-and-set: only the request that loaded the current rotated_at may rotate.
-        if await self._update_document(
-            loaded.id, loaded.rotated_at, {**fields, **rotated}, removed
-        ):
+        query = {"_id": loaded.id, "rotated_at": loaded.rotated_at}
+        if await self._update_document(query, rotated, removed):
             cookie = encode_cookie(loaded.id, rotation.token)
             return SaveResult(session_id=loaded.id, cookie_value=cookie, rotated=True)
         # Another request rotated first (and pushed the deadline): our token is still kept, so
         # only data, if any, remains to be written.
         if (update.changed or update.removed) and not await self._update_document(
-            loaded.id, None, fields, removed
+            {"_id": loaded.id}, fields, removed
         ):
             _ended(loaded, update)
         return unrotated

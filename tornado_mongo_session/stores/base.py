@@ -35,6 +35,8 @@ __all__ = [
 class SessionRecord:
     """A live session as loaded from a store.
 
+    ``data`` is a dict of the load's own (a :class:`~tornado_mongo_session.Session` takes it
+    over), though its values may be shared with the store: never change one in place.
     ``token`` is the raw token the client presented (kept in memory for this request only, never
     stored); ``token_hashes`` the stored SHA-256 hashes, newest first. ``in_cookie``: the data
     lives in the cookie itself (:class:`~tornado_mongo_session.stores.cookie.CookieSessionStore`),
@@ -46,6 +48,10 @@ class SessionRecord:
     request arrived (:func:`~tornado_mongo_session.policy.judge_token`), and the session must
     not be used before it did. ``retired``: the stored ``{h, at}`` entries of retired token
     hashes, newest first, as the next rotation extends them.
+
+    ``size``: an upper bound of ``data``'s BSON size as stored, when the store knows one
+    without encoding it (the memory and cookie stores); it spares a save the encoding of the
+    whole session to check ``max_session_bytes``.
     """
 
     id: str
@@ -63,6 +69,7 @@ class SessionRecord:
     token_newest: bool = True
     token_retired_at: datetime | None = None
     retired: Sequence[Mapping[str, Any]] = ()
+    size: int | None = field(default=None, compare=False)  # a hint, not what the session is
 
 
 @dataclass(frozen=True, kw_only=True)

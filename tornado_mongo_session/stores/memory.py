@@ -27,7 +27,7 @@ from typing import Any
 from tornado_mongo_session._bson import copy_value, decode, encode_for_store
 from tornado_mongo_session.clock import as_utc, utc_now
 from tornado_mongo_session.errors import SessionDataError, SessionStoreError
-from tornado_mongo_session.stores._document import DocumentStore, StoredSession
+from tornado_mongo_session.stores._document import Document, DocumentStore, StoredSession
 from tornado_mongo_session.stores.base import SessionRecord
 
 __all__ = ["MemorySessionStore"]
@@ -45,7 +45,7 @@ _TIMES = ("created_at", "accessed_at", "rotated_at", "expires_at")
 class _Held(StoredSession):
     """One session's document, as values MongoDB would return: tokens as a tuple, times as BSON
     stores them, ``data`` as BSON decodes it (a save replaces it; a load shares its values).
-    ``size`` bounds the data's BSON size from above, exactly once near MongoDB's limit, so a
+    ``size`` bounds the data's BSON size from above (exact once near MongoDB's limit), so a
     save need not encode what it does not change."""
 
     size: int = 0
@@ -137,7 +137,7 @@ class MemorySessionStore(DocumentStore):
             self._records.move_to_end(session_id)
         return held
 
-    async def _insert_document(self, doc: dict[str, Any]) -> None:
+    async def _insert_document(self, doc: Document) -> None:
         session_id = doc["_id"]
         if session_id in self._records:
             raise SessionStoreError("session id collision during insert")
@@ -163,17 +163,10 @@ class MemorySessionStore(DocumentStore):
                 "session …%s evicted: max_sessions=%d reached", evicted[-4:], self.max_sessions
             )
 
-    async def _update_document(
-        self,
-        session_id: str,
-        rotated_at: datetime | None,
-        fields: dict[str, Any],
-        removed: list[str],
-    ) -> bool:
+    async def _update_document(self, query: Document, fields: Document, removed: list[str]) -> bool:
+        session_id = query["_id"]
         held = self._records.get(session_id)
-        if held is None:
-            return False
-        if rotated_at is not None and held.rotated_at != rotated_at:
+        if held is None or held.rotated_at != query.get("rotated_at", held.rotated_at):
             return False
         # Paths are "data.<key>" (a key holds no dot) or a field beside the data.
         changed = {path[5:]: value for path, value in fields.items() if path.startswith("data.")}
