@@ -291,7 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results = [run_row(row, url, os.environ.get("PYTEST_ARGS", "")) for row in selected]
     print(table(results, url))
-    print(f"total: {time.monotonic() - started:.0f} s")
+    print(f"time: {time.monotonic() - started:.0f} s")
+    counts = (sum(r.passed for r in results), sum(r.failed for r in results))
+    print(
+        f"matrix: {counts[0]} passed, {counts[1]} failed, {sum(r.skipped for r in results)} skipped"
+    )
     return 1 if any(r.status in ("FAILED", "install failed") for r in results) else 0
 
 
