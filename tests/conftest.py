@@ -1,4 +1,6 @@
-"""Shared fixtures: a MongoDB-compatible server, per-test databases, clients for both drivers.
+"""Shared fixtures: a MongoDB-compatible server, per-test databases, clients for both drivers,
+a settable clock. Only fixtures live here; plain helpers are in ``helpers.py``,
+``mongo_helpers.py`` and ``handlers.py``, which test modules import.
 
 Server: ``$TORNADO_SESSION_TEST_MONGODB_URL`` if set (``make test`` sets it), else the
 ``scripts/mongo_server.py up`` logic runs in-process (reusing or starting the recorded server;
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
@@ -18,7 +19,14 @@ from typing import Any
 
 import pymongo
 import pytest
-from pymongo import monitoring
+from helpers import Clock
+from mongo_helpers import (
+    DRIVERS,
+    SERVER_SELECTION_TIMEOUT_MS,
+    CommandLog,
+    close_async_client,
+    make_async_client,
+)
 from pymongo.database import Database
 
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
@@ -26,67 +34,6 @@ if str(SCRIPTS_DIR) not in sys.path:
     sys.path.insert(0, str(SCRIPTS_DIR))
 
 import mongo_server  # noqa: E402  (lives in scripts/, put on sys.path just above)
-
-DRIVERS = ("pymongo", "motor")
-SERVER_SELECTION_TIMEOUT_MS = 5000
-
-
-class CommandLog(monitoring.CommandListener):
-    """Records the commands a client starts, leaving out handshake and housekeeping ones."""
-
-    IGNORED = frozenset(
-        {
-            "hello",
-            "isMaster",
-            "ismaster",
-            "ping",
-            "buildInfo",
-            "buildinfo",
-            "getLastError",
-            "getlasterror",
-            "endSessions",
-            "saslStart",
-            "saslContinue",
-            "killCursors",
-        }
-    )
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._events: list[tuple[str, dict[str, Any]]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name in self.IGNORED:
-            return
-        with self._lock:
-            self._events.append((event.command_name, dict(event.command)))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def names(self) -> list[str]:
-        """Names of the recorded commands, in order (e.g. ``["find", "update"]``)."""
-        with self._lock:
-            return [name for name, _ in self._events]
-
-    def commands(self, name: str | None = None) -> list[dict[str, Any]]:
-        """The recorded command documents, all or only those named ``name``."""
-        with self._lock:
-            return [doc for n, doc in self._events if name is None or n == name]
-
-    def count(self, name: str | None = None) -> int:
-        """How many commands were recorded (only those named ``name`` if given)."""
-        return len(self.commands(name))
-
-    def clear(self) -> None:
-        with self._lock:
-            self._events.clear()
-
-    def __repr__(self) -> str:
-        return f"CommandLog({self.names()!r})"
 
 
 @pytest.fixture(scope="session")
@@ -139,24 +86,6 @@ def command_log() -> CommandLog:
     return CommandLog()
 
 
-def make_async_client(driver: str, url: str, **kwargs: Any) -> Any:
-    """An async client of the given driver; close with :func:`close_async_client`."""
-    kwargs.setdefault("serverSelectionTimeoutMS", SERVER_SELECTION_TIMEOUT_MS)
-    if driver == "pymongo":
-        return pymongo.AsyncMongoClient(url, **kwargs)
-    if driver == "motor":
-        motor_asyncio = pytest.importorskip("motor.motor_asyncio")
-        return motor_asyncio.AsyncIOMotorClient(url, **kwargs)
-    raise ValueError(f"unknown driver {driver!r}")
-
-
-async def close_async_client(client: Any) -> None:
-    if isinstance(client, pymongo.AsyncMongoClient):
-        await client.close()
-    else:
-        client.close()
-
-
 @pytest.fixture
 async def mongo_client(driver: str, mongo_url: str, command_log: CommandLog) -> AsyncIterator[Any]:
     """An async client for ``driver``, reporting to ``command_log``; closed after the test."""
@@ -182,3 +111,9 @@ def private_server() -> Iterator[mongo_server.PrivateServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A settable clock at the current time, for the ``session_clock`` setting."""
+    return Clock()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import logging
@@ -17,9 +16,16 @@ from typing import Any
 import bson
 import pytest
 import tornado.web
-from conftest import CommandLog
-from helpers import Clock
-from test_store_behaviour import HANDLERS, Browser, assert_cleared, session_app
+from handlers import STORE_ROUTES
+from helpers import (
+    Browser,
+    Clock,
+    assert_cleared,
+    b64decode_unpadded,
+    b64encode_unpadded,
+    session_app,
+)
+from mongo_helpers import CommandLog
 
 from tornado_mongo_session import (
     CookieSessionStore,
@@ -56,18 +62,16 @@ def resign(value: str, secret: str | bytes, *, version: str | None = None) -> st
     key = hmac.new(key_source, PURPOSE, hashlib.sha256).digest()
     message = f"c1.{version or old_version}.{body}"
     signature = hmac.new(key, message.encode(), hashlib.sha256).digest()
-    return f"{message}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+    return f"{message}.{b64encode_unpadded(signature)}"
 
 
 def body_bytes(value: str) -> bytes:
-    body = value.split(".")[2]
-    return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    return b64decode_unpadded(value.split(".")[2])
 
 
 def with_body(value: str, body: bytes) -> str:
     prefix, version, _, signature = value.split(".")
-    encoded = base64.urlsafe_b64encode(body).rstrip(b"=").decode()
-    return f"{prefix}.{version}.{encoded}.{signature}"
+    return f"{prefix}.{version}.{b64encode_unpadded(body)}.{signature}"
 
 
 # -- the format and its signature -------------------------------------------------------------
@@ -401,7 +405,7 @@ async def test_zero_database_commands(collection: Any, command_log: CommandLog) 
     cookie_store = CookieSessionStore(SECRET)
     clock = Clock()
     async with session_app(
-        cookie_store, clock, handlers=[*HANDLERS, ("/mongo", MongoGet)]
+        cookie_store, clock, handlers=[*STORE_ROUTES, ("/mongo", MongoGet)]
     ) as server:
         browser = Browser(server)
         await browser.set(a=1, b=[1, 2])

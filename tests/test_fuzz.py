@@ -42,10 +42,10 @@ import tornado.httputil
 import tornado.web
 from bson import json_util
 from bson.json_util import JSONMode, JSONOptions
-from conftest import DRIVERS, close_async_client, make_async_client
 from helpers import Clock, Response, serve
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from mongo_helpers import DRIVERS, close_async_client, make_async_client
 from reliability_report import FAIL, PASS, record
 
 from tornado_mongo_session import MongoSessionStore, SessionMixin, SessionSettings

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import close_async_client, make_async_client
-from helpers import Clock
-from test_store_behaviour import Browser, session_app
+from helpers import Browser, Clock, cookie_parts, session_app, session_id_of
+from mongo_helpers import close_async_client, make_async_client
 
 from tornado_mongo_session import (
     MemorySessionStore,
@@ -21,24 +20,10 @@ from tornado_mongo_session import (
     SessionStoreError,
 )
 from tornado_mongo_session.mixin import utc_now
-from tornado_mongo_session.tokens import hash_token, new_session_id, new_token, parse_cookie
+from tornado_mongo_session.tokens import hash_token, new_session_id, new_token
 
 UTC = timezone.utc
 PACKAGE = Path(__file__).resolve().parent.parent / "tornado_mongo_session"
-
-
-def session_id_of(cookie: str | None) -> str:
-    assert cookie is not None
-    parsed = parse_cookie(cookie)
-    assert parsed is not None
-    return parsed[0]
-
-
-def token_of(cookie: str | None) -> str:
-    assert cookie is not None
-    parsed = parse_cookie(cookie)
-    assert parsed is not None
-    return parsed[1]
 
 
 def insert_request(
@@ -150,7 +135,7 @@ async def test_concurrent_rotations_over_http() -> None:
     clock = Clock()
     store = MemorySessionStore()
     async with session_app(store, clock) as server:
-        server.app.settings["gate"].parties = 6
+        server.app.settings["barrier"].parties = 6
         browser = Browser(server)
         await browser.set(base=0)
         cookie = browser.cookie
@@ -181,7 +166,7 @@ async def test_rotation_evicts_the_oldest_token() -> None:
         assert len(set(issued)) == 4
         doc = store.document(session_id_of(browser.cookie))
         assert doc is not None
-        tokens = [token_of(cookie) for cookie in issued]
+        tokens = [cookie_parts(cookie)[1] for cookie in issued]
         assert doc["tokens"] == [hash_token(t) for t in reversed(tokens[1:])]  # newest first
         assert (await Browser(server, issued[0]).get())["data"] == {}
         for cookie in issued[1:]:

@@ -3,59 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
+import socket
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 import pytest
 import tornado.web
-from helpers import Clock, Response, Server, serve
+from handlers import Counter, DeleteKey, Login, Logout, SetKey, Untouched
+from helpers import Barrier, Clock, Server, assert_cleared, serve, session_settings
+from mongo_helpers import close_async_client, doc_of, make_async_client
 
-from tornado_mongo_session import (
-    IntervalRotator,
-    MongoSessionStore,
-    NeverRotator,
-    SessionMixin,
-    SessionSettings,
-)
-from tornado_mongo_session.tokens import hash_token, parse_cookie
-
-
-class Counter(SessionMixin, tornado.web.RequestHandler):
-    async def get(self) -> None:
-        self.session["n"] = self.session.get("n", 0) + 1
-        self.write(str(self.session["n"]))
+from tornado_mongo_session import IntervalRotator, MongoSessionStore, NeverRotator, SessionMixin
+from tornado_mongo_session.tokens import hash_token
 
 
 class Read(SessionMixin, tornado.web.RequestHandler):
     async def get(self) -> None:
         self.write(repr(self.session.get("n")))
-
-
-class Untouched(SessionMixin, tornado.web.RequestHandler):
-    async def get(self) -> None:
-        self.write("plain")
-
-
-class SetKey(SessionMixin, tornado.web.RequestHandler):
-    """Set ``?k=`` to ``?v=``; with ``?wait=1`` wait until two requests are in flight."""
-
-    async def get(self) -> None:
-        key = self.get_argument("k")
-        value = self.get_argument("v")
-        if self.get_argument("wait", None):
-            barrier: Barrier = self.settings["barrier"]
-            await barrier.wait()
-        self.session[key] = value
-        self.write("ok")
-
-
-class DeleteKey(SessionMixin, tornado.web.RequestHandler):
-    async def get(self) -> None:
-        del self.session[self.get_argument("k")]
-        self.write("ok")
 
 
 class Dump(SessionMixin, tornado.web.RequestHandler):
@@ -101,19 +67,6 @@ class FlushEarly(SessionMixin, tornado.web.RequestHandler):
         self.write("late")
 
 
-class Login(SessionMixin, tornado.web.RequestHandler):
-    async def get(self) -> None:
-        self.session.regenerate()
-        self.session["user"] = "ada"
-        self.write(self.session.id)
-
-
-class Logout(SessionMixin, tornado.web.RequestHandler):
-    async def get(self) -> None:
-        self.session.invalidate()
-        self.write("bye")
-
-
 BAD_KEYS = ["$where", "a.b", "nul\x00", ""]
 
 
@@ -149,20 +102,8 @@ class Big(SessionMixin, tornado.web.RequestHandler):
         self.write("ok")
 
 
-class Barrier:
-    """Release waiters once ``parties`` of them arrived (asyncio.Barrier is 3.11+)."""
-
-    def __init__(self, parties: int) -> None:
-        self.parties = parties
-        self.count = 0
-        self.event = asyncio.Event()
-
-    async def wait(self) -> None:
-        self.count += 1
-        if self.count >= self.parties:
-            self.event.set()
-        await asyncio.wait_for(self.event.wait(), 10)
-
+# This module's settings: the shared test defaults, touch_interval pinned.
+settings = partial(session_settings, touch_interval=60.0)
 
 ROUTES = [
     ("/count", Counter),
@@ -186,17 +127,6 @@ ROUTES = [
 ]
 
 
-def settings(**overrides: Any) -> SessionSettings:
-    values: dict[str, Any] = {"cookie_secure": False, "touch_interval": 60.0}
-    values.update(overrides)
-    return SessionSettings(**values)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 @pytest.fixture
 async def store(collection: Any) -> MongoSessionStore:
     store = MongoSessionStore(collection)
@@ -214,23 +144,6 @@ async def app(store: MongoSessionStore, clock: Clock) -> AsyncIterator[Server]:
         barrier=Barrier(2),
     ) as server:
         yield server
-
-
-def assert_cleared(response: Response) -> None:
-    """The response expires the session cookie: empty value, an Expires in the past."""
-    morsel = response.cookie()
-    assert morsel is not None, response.set_cookies
-    assert morsel.value == ""
-    expires = email.utils.parsedate_to_datetime(morsel["expires"])
-    assert expires < datetime.now(timezone.utc)
-    assert morsel["path"] == "/"
-
-
-def doc_of(sync_db: Any, cookie: str) -> dict[str, Any] | None:
-    parsed = parse_cookie(cookie)
-    assert parsed is not None, cookie
-    doc: dict[str, Any] | None = sync_db.sessions.find_one({"_id": parsed[0]})
-    return doc
 
 
 async def new_session(app: Server, path: str = "/count") -> str:
@@ -748,20 +661,10 @@ async def test_round_trips(app: Server, clock: Clock, command_log: Any) -> None:
 async def test_store_down_gives_503_and_plain_requests_work(
     caplog: pytest.LogCaptureFixture, driver: str
 ) -> None:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    url = f"mongodb://127.0.0.1:{port}/"
-    if driver == "motor":
-        from motor.motor_asyncio import AsyncIOMotorClient
-
-        client: Any = AsyncIOMotorClient(url, serverSelectionTimeoutMS=200)
-    else:
-        from pymongo import AsyncMongoClient
-
-        client = AsyncMongoClient(url, serverSelectionTimeoutMS=200)
+    client = make_async_client(driver, f"mongodb://127.0.0.1:{port}/", serverSelectionTimeoutMS=200)
     store = MongoSessionStore(client.db.sessions)
     try:
         async with serve(ROUTES, session_store=store, session_settings=settings()) as app:
@@ -778,9 +681,7 @@ async def test_store_down_gives_503_and_plain_requests_work(
             assert "503" in caplog.text
             assert "b" * 43 not in caplog.text
     finally:
-        result = client.close()
-        if asyncio.iscoroutine(result):
-            await result
+        await close_async_client(client)
 
 
 # -- configuration ------------------------------------------------------------------------------

@@ -9,14 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import tornado.web
-from conftest import close_async_client, make_async_client
-from helpers import serve
+from handlers import Counter, Untouched
+from helpers import serve, session_settings
+from mongo_helpers import close_async_client, make_async_client
 
 from tornado_mongo_session import (
     MongoSessionStore,
     SaveRequest,
-    SessionMixin,
     SessionSettings,
     SessionStore,
     SessionStoreUnavailable,
@@ -157,17 +156,6 @@ async def test_unreachable_server_is_store_unavailable(driver: str) -> None:
         await close_async_client(client)
 
 
-class Count(SessionMixin, tornado.web.RequestHandler):
-    async def get(self) -> None:
-        self.session["n"] = self.session.get("n", 0) + 1
-        self.write(str(self.session["n"]))
-
-
-class Plain(SessionMixin, tornado.web.RequestHandler):
-    async def get(self) -> None:
-        self.write("plain")
-
-
 @pytest.fixture
 async def outage_store(private_server: Any, driver: str) -> AsyncIterator[MongoSessionStore]:
     client = make_async_client(driver, private_server.url, serverSelectionTimeoutMS=500)
@@ -180,11 +168,10 @@ async def outage_store(private_server: Any, driver: str) -> AsyncIterator[MongoS
 async def test_app_recovers_when_the_server_returns(
     private_server: Any, outage_store: MongoSessionStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = SessionSettings(cookie_secure=False)
     async with serve(
-        [("/count", Count), ("/plain", Plain)],
+        [("/count", Counter), ("/plain", Untouched)],
         session_store=outage_store,
-        session_settings=settings,
+        session_settings=session_settings(),
     ) as app:
         first = await app.fetch("/count")
         cookie = first.cookie_value()

@@ -12,20 +12,31 @@ try to make the app adopt an id of its choosing.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import re
 import traceback
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import bson
 import pydantic
 import pytest
 import tornado.web
-from conftest import close_async_client, make_async_client
-from helpers import Clock, Response, Server, serve
+from handlers import Login, Logout, ReadJSON, WriteJSON
+from helpers import (
+    Clock,
+    LogRecords,
+    Response,
+    Server,
+    b64decode_unpadded,
+    cookie_parts,
+    serve,
+    session_settings,
+)
+from mongo_helpers import close_async_client, make_async_client, raw_doc
 from reliability_report import FAIL, PASS, record
 
 from tornado_mongo_session import MongoSessionStore, SessionMixin, SessionSettings
@@ -35,37 +46,6 @@ TOKEN_TTL = 5.0
 COOKIE_RE = re.compile(
     r"^(?P<name>[^=;]+)=(?P<id>[A-Za-z0-9_-]{24})\.(?P<token>[A-Za-z0-9_-]{43});"
 )
-
-
-class Write(SessionMixin, tornado.web.RequestHandler):
-    """``/write?k=&v=``: set a key; answer the session as :class:`Read` does."""
-
-    async def get(self) -> None:
-        loaded = not self.session.is_new
-        self.session[self.get_argument("k")] = self.get_argument("v")
-        self.write({"id": self.session.id, "loaded": loaded, "data": dict(self.session)})
-
-
-class Read(SessionMixin, tornado.web.RequestHandler):
-    """``/read``: the session's id, whether a stored session was loaded, and its data."""
-
-    async def get(self) -> None:
-        self.write(
-            {"id": self.session.id, "loaded": not self.session.is_new, "data": dict(self.session)}
-        )
-
-
-class Login(SessionMixin, tornado.web.RequestHandler):
-    async def get(self) -> None:
-        self.session.regenerate()
-        self.session["user"] = self.get_argument("user", "victim")
-        self.write({"id": self.session.id})
-
-
-class Logout(SessionMixin, tornado.web.RequestHandler):
-    async def get(self) -> None:
-        self.session.invalidate()
-        self.write({"id": self.session.id})
 
 
 class TooBig(SessionMixin, tornado.web.RequestHandler):
@@ -83,25 +63,17 @@ class Outage(SessionMixin, tornado.web.RequestHandler):
         self.write("not sent")
 
 
+# This module's settings: the shared test defaults, token_ttl pinned.
+settings = partial(session_settings, token_ttl=TOKEN_TTL)
+
 ROUTES = [
-    ("/write", Write),
-    ("/read", Read),
-    ("/login", Login),
+    ("/write", WriteJSON),
+    ("/read", ReadJSON),
+    ("/login", Login, {"user": "victim"}),
     ("/logout", Logout),
     ("/toobig", TooBig),
     ("/outage", Outage),
 ]
-
-
-def settings(**overrides: Any) -> SessionSettings:
-    values: dict[str, Any] = {"cookie_secure": False, "token_ttl": TOKEN_TTL}
-    values.update(overrides)
-    return SessionSettings(**values)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -109,11 +81,20 @@ def store(collection: Any) -> MongoSessionStore:
     return MongoSessionStore(collection)
 
 
+@asynccontextmanager
+async def security_app(
+    store: MongoSessionStore, clock: Clock, **overrides: Any
+) -> AsyncIterator[Server]:
+    """:data:`ROUTES` behind ``store`` and ``clock``, with :func:`settings` (``overrides``)."""
+    async with serve(
+        ROUTES, session_store=store, session_settings=settings(**overrides), session_clock=clock
+    ) as server:
+        yield server
+
+
 @pytest.fixture
 async def app(store: MongoSessionStore, clock: Clock) -> AsyncIterator[Server]:
-    async with serve(
-        ROUTES, session_store=store, session_settings=settings(), session_clock=clock
-    ) as server:
+    async with security_app(store, clock) as server:
         yield server
 
 
@@ -121,14 +102,6 @@ def body(response: Response) -> dict[str, Any]:
     assert response.code == 200, (response.code, response.text)
     loaded: dict[str, Any] = json.loads(response.body)
     return loaded
-
-
-def cookie_parts(response: Response, name: str = "session") -> tuple[str, str]:
-    value = response.cookie_value(name)
-    assert value, response.set_cookies
-    parsed = parse_cookie(value)
-    assert parsed is not None, value
-    return parsed
 
 
 def attributes(line: str) -> tuple[str, str, dict[str, str]]:
@@ -142,15 +115,6 @@ def attributes(line: str) -> tuple[str, str, dict[str, str]]:
         key, _, val = part.partition("=")
         attrs[key.strip().lower()] = val.strip()
     return name, value, attrs
-
-
-def raw(sync_db: Any, session_id: str) -> dict[str, Any] | None:
-    doc: dict[str, Any] | None = sync_db.sessions.find_one({"_id": session_id})
-    return doc
-
-
-def decoded_bits(value: str) -> bytes:
-    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
 
 # -- token entropy and format -------------------------------------------------------------------
@@ -182,13 +146,13 @@ async def test_tokens_issued_over_http_are_unique_random_and_well_formed(
     assert len(ids) == SESSIONS_SAMPLED
     assert len(set(tokens)) == len(tokens) == SESSIONS_SAMPLED + ROTATIONS_SAMPLED
     assert not ids & set(tokens)
-    assert {len(decoded_bits(i)) for i in ids} == {18}
-    assert {len(decoded_bits(t)) for t in tokens} == {32}
+    assert {len(b64decode_unpadded(i)) for i in ids} == {18}
+    assert {len(b64decode_unpadded(t)) for t in tokens} == {32}
     # No structure a counter or a clock would leave: no shared 48-bit prefix between tokens.
     assert len({t[:8] for t in tokens}) == len(tokens)
     # Bits balanced overall (0.5 +- 0.02 is > 9 sigma over 64,000 bits) and at every position
     # (6 sigma), which a biased or truncated generator fails.
-    raw_bits = [int.from_bytes(decoded_bits(t), "big") for t in tokens]
+    raw_bits = [int.from_bytes(b64decode_unpadded(t), "big") for t in tokens]
     n = len(raw_bits)
     ones = sum(bin(v).count("1") for v in raw_bits)
     share = ones / (256 * n)
@@ -197,7 +161,7 @@ async def test_tokens_issued_over_http_are_unique_random_and_well_formed(
     assert 0.48 < share < 0.52
     assert all(abs(count - n / 2) < spread for count in per_position)
     # The stored form is the SHA-256 of the token, never the token.
-    doc = raw(sync_db, cookie["id"])
+    doc = raw_doc(sync_db, cookie["id"])
     assert doc is not None
     assert doc["tokens"][0] == hash_token(current.split(".")[1])
     record(
@@ -222,21 +186,10 @@ async def test_tokens_issued_over_http_are_unique_random_and_well_formed(
 # -- raw tokens in documents and logs -----------------------------------------------------------
 
 
-class Capture(logging.Handler):
-    """Keeps every record that reaches the root logger."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
-def every_log_record() -> Iterator[Capture]:
+def every_log_record() -> Iterator[LogRecords]:
     """Every log record of every logger, DEBUG and up, during the test."""
-    capture = Capture()
+    capture = LogRecords(logging.DEBUG)
     root = logging.getLogger()
     previous = root.level
     root.setLevel(logging.DEBUG)
@@ -267,7 +220,7 @@ def everything_in(record: logging.LogRecord) -> str:
 
 
 async def test_raw_tokens_never_reach_a_document_or_a_log_record(
-    private_server: Any, driver: str, every_log_record: Capture
+    private_server: Any, driver: str, every_log_record: LogRecords
 ) -> None:
     client = make_async_client(driver, private_server.url, serverSelectionTimeoutMS=300)
     clock = Clock()
@@ -383,19 +336,19 @@ async def test_regenerate_kills_every_kept_token_of_the_old_id_at_once(
     for cookie in cookies:
         assert body(await app.fetch("/read", cookie=cookie))["loaded"]
     login = await app.fetch("/login", cookie=cookies[-1])
-    new_id, _ = cookie_parts(login)
+    new_id, _ = cookie_parts(login.cookie_value())
     assert new_id != old_id
     # ...and none of them does after it, at the same instant: no grace period.
     for cookie in cookies:
         after = body(await app.fetch("/read", cookie=cookie))
         assert after == {"id": after["id"], "loaded": False, "data": {}}
         assert after["id"] not in (old_id, new_id)
-    assert raw(sync_db, old_id) is None
+    assert raw_doc(sync_db, old_id) is None
     # Writing through a dead cookie starts an unrelated session; the old id stays dead.
     written = await app.fetch("/write?k=x&v=1", cookie=cookies[-1])
-    assert cookie_parts(written)[0] not in (old_id, new_id)
-    assert raw(sync_db, old_id) is None
-    assert raw(sync_db, new_id)["data"] == {"cart": "full", "user": "victim"}  # type: ignore[index]
+    assert cookie_parts(written.cookie_value())[0] not in (old_id, new_id)
+    assert raw_doc(sync_db, old_id) is None
+    assert raw_doc(sync_db, new_id)["data"] == {"cart": "full", "user": "victim"}  # type: ignore[index]
     record(
         "regenerate() kills the old id at once",
         group="4",
@@ -412,12 +365,12 @@ async def test_session_fixation_is_defeated_by_regenerate(app: Server, sync_db: 
     """The attacker plants a cookie of their own session; the victim logs in with it."""
     planted = (await app.fetch("/write?k=bait&v=1")).cookie_value() or ""
     login = await app.fetch("/login?user=victim", cookie=planted)
-    victim_id, _ = cookie_parts(login)
+    victim_id, _ = cookie_parts(login.cookie_value())
     attacker = body(await app.fetch("/read", cookie=planted))
     assert not attacker["loaded"]
     assert attacker["data"] == {}
     assert attacker["id"] != victim_id
-    assert raw(sync_db, planted.split(".")[0]) is None
+    assert raw_doc(sync_db, planted.split(".")[0]) is None
     record(
         "session fixation",
         group="4",
@@ -434,18 +387,13 @@ async def test_session_fixation_is_defeated_by_regenerate(app: Server, sync_db: 
 async def test_token_older_than_tokens_kept_rotations_is_refused(
     store: MongoSessionStore, clock: Clock, sync_db: Any, kept: int
 ) -> None:
-    async with serve(
-        ROUTES,
-        session_store=store,
-        session_settings=settings(tokens_kept=kept),
-        session_clock=clock,
-    ) as app:
+    async with security_app(store, clock, tokens_kept=kept) as app:
         cookies = [(await app.fetch("/write?k=a&v=1")).cookie_value() or ""]
         for _ in range(kept + 1):
             clock.advance(TOKEN_TTL)
             cookies.append((await app.fetch("/read", cookie=cookies[-1])).cookie_value() or "")
         session_id = cookies[0].split(".")[0]
-        doc = raw(sync_db, session_id)
+        doc = raw_doc(sync_db, session_id)
         assert doc is not None
         assert len(doc["tokens"]) == kept
         accepted = []
@@ -457,7 +405,7 @@ async def test_token_older_than_tokens_kept_rotations_is_refused(
                 assert attributes(line)[1] == ""  # the stale cookie is expired
         # Exactly the `kept` newest open the session, the older ones never change it.
         assert accepted == [False] * (len(cookies) - kept) + [True] * kept
-        assert raw(sync_db, session_id) == doc
+        assert raw_doc(sync_db, session_id) == doc
     record(
         f"token older than tokens_kept={kept} rotations",
         group="4",
@@ -508,12 +456,7 @@ async def steal_scenario(
 async def test_stolen_token_dies_within_token_ttl_times_tokens_kept(
     store: MongoSessionStore, clock: Clock, driver: str, kept: int, step: float
 ) -> None:
-    async with serve(
-        ROUTES,
-        session_store=store,
-        session_settings=settings(tokens_kept=kept),
-        session_clock=clock,
-    ) as app:
+    async with security_app(store, clock, tokens_kept=kept) as app:
         since_theft, _, accepted = await steal_scenario(app, clock, step=step, away=0)
     bound = TOKEN_TTL * kept
     record(
@@ -539,12 +482,7 @@ async def test_stolen_token_dies_within_the_bound_of_the_victims_return(
     store: MongoSessionStore, clock: Clock, driver: str, kept: int
 ) -> None:
     """The victim was away an hour: the first request back rotates, the rest follow."""
-    async with serve(
-        ROUTES,
-        session_store=store,
-        session_settings=settings(tokens_kept=kept),
-        session_clock=clock,
-    ) as app:
+    async with security_app(store, clock, tokens_kept=kept) as app:
         _, since_return, _ = await steal_scenario(app, clock, step=1.0, away=3600)
     bound = TOKEN_TTL * kept
     record(
@@ -692,7 +630,7 @@ async def test_no_cookie_makes_the_app_adopt_its_id(
     other_id, other_token = other.split(".")
     regenerated = (await app.fetch("/write?k=soon&v=gone")).cookie_value() or ""
     await app.fetch("/login", cookie=regenerated)
-    victim_doc = raw(sync_db, victim_id)
+    victim_doc = raw_doc(sync_db, victim_id)
     unknown_id = "U" * 24
     live = {
         "unknown id, random token": f"{unknown_id}.{'t' * 43}",
@@ -705,7 +643,7 @@ async def test_no_cookie_makes_the_app_adopt_its_id(
         "victim id, padded token": f"{victim_id}.{victim_token}=",
     }
     outcomes = {name: await attempt(app, value) for name, value in live.items()}
-    assert raw(sync_db, victim_id) == victim_doc
+    assert raw_doc(sync_db, victim_id) == victim_doc
     # The same victim cookie, genuine, once the session has expired.
     clock.advance(7200 + 1)
     outcomes["expired session, its valid token"] = await attempt(app, victim)
@@ -713,10 +651,10 @@ async def test_no_cookie_makes_the_app_adopt_its_id(
     adopted = sorted(name for name, issued in outcomes.items() if issued in supplied)
     # No document was ever created or written under a supplied id; the victim's is untouched.
     for session_id in supplied:
-        doc = raw(sync_db, session_id)
+        doc = raw_doc(sync_db, session_id)
         assert doc is None or "planted" not in doc["data"]
-    assert raw(sync_db, unknown_id) is None
-    assert raw(sync_db, victim_id) == victim_doc
+    assert raw_doc(sync_db, unknown_id) is None
+    assert raw_doc(sync_db, victim_id) == victim_doc
     record(
         f"client-supplied ids ({driver})",
         group="4",
@@ -736,6 +674,6 @@ async def attempt(app: Server, value: str) -> str:
     seen = body(response)
     assert not seen["loaded"], value
     assert seen["data"] == {"planted": "1"}, value
-    issued_id, _ = cookie_parts(response)
+    issued_id, _ = cookie_parts(response.cookie_value())
     assert issued_id == seen["id"]
     return issued_id

@@ -11,7 +11,7 @@ from typing import Any
 import mongo_server
 import pymongo
 import pytest
-from conftest import CommandLog, close_async_client, make_async_client
+from mongo_helpers import CommandLog, close_async_client, make_async_client
 from pymongo.database import Database
 from pymongo.errors import AutoReconnect, ServerSelectionTimeoutError
 

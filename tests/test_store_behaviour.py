@@ -8,44 +8,42 @@ Time moves through the ``session_clock`` setting, never by sleeping.
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import email.utils
 import re
 import zlib
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import bson
 import pytest
-import tornado.web
 from bson import json_util
-from bson.codec_options import CodecOptions
-from bson.json_util import JSONMode, JSONOptions
-from conftest import CommandLog, close_async_client, make_async_client
-from helpers import Clock, Response, Server, serve
+from handlers import JSON, STORE_ROUTES
+from helpers import (
+    SUITE_SECRET,
+    UTC,
+    VALUES,
+    Browser,
+    Clock,
+    assert_cleared,
+    b64decode_unpadded,
+    canonical,
+    data_of,
+    session_app,
+    session_id_of,
+)
+from mongo_helpers import TZ_AWARE, CommandLog, close_async_client, make_async_client, raw_doc
 from pymongo.database import Database
 
 from tornado_mongo_session import (
     CookieSessionStore,
     MemorySessionStore,
     MongoSessionStore,
-    SessionMixin,
-    SessionSettings,
     SessionStore,
     TieredSessionStore,
 )
 from tornado_mongo_session.tokens import new_session_id, new_token, parse_cookie
 
-SECRET = "behaviour-suite-secret-0123456789abcdef"
-UTC = timezone.utc
-JSON = JSONOptions(json_mode=JSONMode.CANONICAL, tz_aware=True, tzinfo=UTC)
-TZ_AWARE: CodecOptions[dict[str, Any]] = CodecOptions(
-    document_class=dict, tz_aware=True, tzinfo=UTC
-)
 STORE_KINDS = [
     "memory",
     "cookie",
@@ -54,13 +52,6 @@ STORE_KINDS = [
     "mongo-pymongo",
     "mongo-motor",
 ]
-# Suite defaults: idle 600 s, absolute 3600 s, rotate every 5 s, touch every 60 s.
-DEFAULTS: dict[str, Any] = {
-    "idle_timeout": 600,
-    "absolute_timeout": 3600,
-    "token_ttl": 5,
-    "touch_interval": 60,
-}
 
 
 # -- reading what a store holds, without the store ---------------------------------------------
@@ -70,7 +61,7 @@ def decode_cookie_store_value(value: str) -> dict[str, Any]:
     """Decode a plain CookieSessionStore value by its documented format (no verification)."""
     prefix, _version, body, _signature = value.split(".")
     assert prefix == "c1"
-    raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    raw = b64decode_unpadded(body)
     flags, content = raw[0], raw[1:]
     assert flags in (0, 1), f"unexpected flags {flags}"
     if flags == 1:
@@ -86,11 +77,6 @@ def decode_cookie_store_value(value: str) -> dict[str, Any]:
     }
 
 
-def canonical(data: Any) -> Any:
-    """Data as canonical extended JSON: tells int32/int64/double, bytes and datetimes apart."""
-    return json_util.loads(json_util.dumps(data, json_options=JSON), object_hook=lambda d: d)
-
-
 @dataclass
 class StoreCase:
     """A store under test and how to look behind it."""
@@ -99,7 +85,7 @@ class StoreCase:
     store: SessionStore
     log: CommandLog | None
     sync_db: Database[Any] | None
-    secret: str = SECRET
+    secret: str = SUITE_SECRET
 
     @property
     def anonymous_on_server(self) -> bool:
@@ -118,17 +104,13 @@ class StoreCase:
         """The stored record the cookie names (for the cookie tier: the cookie itself)."""
         if cookie_value.startswith("c1."):
             return decode_cookie_store_value(cookie_value)
-        parsed = parse_cookie(cookie_value)
-        assert parsed is not None, cookie_value
-        return self.raw_by_id(parsed[0])
+        return self.raw_by_id(session_id_of(cookie_value))
 
     def raw_by_id(self, session_id: str) -> dict[str, Any] | None:
         if isinstance(self.store, MemorySessionStore):
             return self.store.document(session_id)
         assert self.sync_db is not None
-        sessions = self.sync_db.get_collection("sessions", codec_options=TZ_AWARE)
-        found: dict[str, Any] | None = sessions.find_one({"_id": session_id})
-        return found
+        return raw_doc(self.sync_db, session_id, tz_aware=True)
 
     def db_commands(self) -> int:
         return 0 if self.log is None else self.log.count()
@@ -142,7 +124,7 @@ async def case(
     if kind == "memory":
         yield StoreCase(kind, MemorySessionStore(), None, None)
         return
-    cookie = CookieSessionStore(SECRET)
+    cookie = CookieSessionStore(SUITE_SECRET)
     if kind == "cookie":
         yield StoreCase(kind, cookie, None, None)
         return
@@ -159,166 +141,7 @@ async def case(
         await close_async_client(client)
 
 
-# -- the application --------------------------------------------------------------------------
-
-
-class Gate:
-    """Release waiters once ``parties`` of them arrived (asyncio.Barrier is 3.11+)."""
-
-    def __init__(self, parties: int) -> None:
-        self.parties = parties
-        self.count = 0
-        self.event = asyncio.Event()
-
-    async def wait(self) -> None:
-        self.count += 1
-        if self.count >= self.parties:
-            self.event.set()
-        await asyncio.wait_for(self.event.wait(), 10)
-
-
-class Get(SessionMixin, tornado.web.RequestHandler):
-    async def get(self) -> None:
-        session = self.session
-        body = {"id": session.id, "new": session.is_new, "data": dict(session)}
-        self.set_header("Content-Type", "application/json")
-        self.write(json_util.dumps(body, json_options=JSON))
-
-
-class Set(SessionMixin, tornado.web.RequestHandler):
-    """Update the session with the canonical extended JSON document in the body."""
-
-    async def post(self) -> None:
-        self.session.update(json_util.loads(self.request.body, json_options=JSON))
-        self.write("ok")
-
-
-class Delete(SessionMixin, tornado.web.RequestHandler):
-    async def post(self) -> None:
-        del self.session[self.get_argument("k")]
-        self.write("ok")
-
-
-class Login(SessionMixin, tornado.web.RequestHandler):
-    async def post(self) -> None:
-        self.session.regenerate()
-        self.session["user"] = "ada"
-        self.write(self.session.id)
-
-
-class Logout(SessionMixin, tornado.web.RequestHandler):
-    async def post(self) -> None:
-        self.session.invalidate()
-        self.write("bye")
-
-
-class Wait(SessionMixin, tornado.web.RequestHandler):
-    """Set ``?k=`` to ``?v=`` once two requests have loaded their session."""
-
-    async def post(self) -> None:
-        _ = self.session  # loaded in prepare(); the gate makes both requests overlap
-        await self.settings["gate"].wait()
-        self.session[self.get_argument("k")] = self.get_argument("v")
-        self.write("ok")
-
-
-class Untouched(SessionMixin, tornado.web.RequestHandler):
-    async def get(self) -> None:
-        self.write("plain")
-
-
-HANDLERS = [
-    ("/get", Get),
-    ("/set", Set),
-    ("/del", Delete),
-    ("/login", Login),
-    ("/logout", Logout),
-    ("/wait", Wait),
-    ("/untouched", Untouched),
-]
-
-
-@asynccontextmanager
-async def session_app(
-    store: SessionStore | None,
-    clock: Clock,
-    handlers: list[tuple[str, Any]] | None = None,
-    **settings: Any,
-) -> AsyncIterator[Server]:
-    app_settings = {
-        key: settings.pop(key) for key in ("cookie_secret", "key_version") if key in settings
-    }
-    app_settings.setdefault("cookie_secret", SECRET)
-    async with serve(
-        handlers or HANDLERS,
-        session_store=store,
-        session_settings=SessionSettings(**{**DEFAULTS, **settings}),
-        session_clock=clock,
-        gate=Gate(2),
-        **app_settings,
-    ) as server:
-        yield server
-
-
-class Browser:
-    """Keeps the session cookie the way a browser would: set, replaced, or expired."""
-
-    def __init__(self, server: Server, cookie: str | None = None) -> None:
-        self.server = server
-        self.cookie = cookie
-
-    async def fetch(self, path: str, *, method: str = "GET", body: str | None = None) -> Response:
-        response = await self.server.fetch(path, cookie=self.cookie, method=method, body=body)
-        morsel = response.cookie()
-        if morsel is not None:
-            self.cookie = morsel.value or None
-        return response
-
-    async def set(self, **values: Any) -> Response:
-        body = json_util.dumps(values, json_options=JSON)
-        response = await self.fetch("/set", method="POST", body=body)
-        assert response.code == 200, response.text
-        return response
-
-    async def get(self) -> dict[str, Any]:
-        response = await self.fetch("/get")
-        assert response.code == 200, response.text
-        result: dict[str, Any] = json_util.loads(response.body, json_options=JSON)
-        return result
-
-    async def post(self, path: str) -> Response:
-        response = await self.fetch(path, method="POST", body="")
-        assert response.code == 200, response.text
-        return response
-
-
-async def data_of(server: Server, cookie: str) -> dict[str, Any]:
-    """What a session cookie opens now, seen by a client that holds only that cookie."""
-    return (await Browser(server, cookie).get())["data"]
-
-
-def assert_cleared(response: Response) -> None:
-    """The raw Set-Cookie expires the session cookie: an empty value and a past Expires."""
-    morsel = response.cookie()
-    assert morsel is not None, response.set_cookies
-    assert morsel.value == ""
-    assert email.utils.parsedate_to_datetime(morsel["expires"]) < datetime.now(UTC)
-    assert morsel["path"] == "/"
-
-
 # -- the suite --------------------------------------------------------------------------------
-
-VALUES: dict[str, Any] = {
-    "text": "héllo ✓",
-    "small": 7,
-    "big": 2**40,
-    "ratio": 0.25,
-    "yes": True,
-    "nothing": None,
-    "nested": {"a": [1, {"b": "c"}], "empty": {}},
-    "when": datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC),
-    "blob": b"\x00\xff",
-}
 
 
 async def test_store_satisfies_protocol(case: StoreCase) -> None:
@@ -617,8 +440,8 @@ async def test_overlapping_writes_while_rotating_after_login(case: StoreCase) ->
 async def test_handler_class_store_overrides_application_store(case: StoreCase) -> None:
     decoy = MemorySessionStore()
     handlers = [
-        (path, type(f"Own{h.__name__}", (h,), {"session_store": case.store}))
-        for path, h in HANDLERS
+        (path, type(f"Own{h.__name__}", (h,), {"session_store": case.store}), *options)
+        for path, h, *options in STORE_ROUTES
     ]
     async with session_app(decoy, Clock(), handlers=handlers) as server:
         browser = Browser(server)

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import os
 import secrets
-from datetime import timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from bson.codec_options import CodecOptions
-from conftest import CommandLog
-from helpers import Clock
+from helpers import VALUES, Browser, Clock, assert_cleared, canonical, cookie_parts, session_app
+from mongo_helpers import CommandLog, raw_doc
 from pymongo.database import Database
-from test_store_behaviour import VALUES, Browser, assert_cleared, canonical, session_app
 
 from tornado_mongo_session import (
     CookieSessionStore,
@@ -21,10 +19,9 @@ from tornado_mongo_session import (
     MongoSessionStore,
     TieredSessionStore,
 )
-from tornado_mongo_session.tokens import hash_token, parse_cookie
+from tornado_mongo_session.tokens import hash_token
 
 SECRET = "tiered-store-test-secret-0123456789abcdef"
-TZ_AWARE: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True, tzinfo=timezone.utc)
 
 
 @pytest.fixture
@@ -32,21 +29,6 @@ def tiered(collection: Any) -> TieredSessionStore:
     return TieredSessionStore(
         cookie=CookieSessionStore(SECRET), server=MongoSessionStore(collection)
     )
-
-
-def parts(cookie: str | None) -> tuple[str, str]:
-    """``(session id, token)`` of a server-tier cookie; fails for anything else."""
-    assert cookie is not None
-    parsed = parse_cookie(cookie)
-    assert parsed is not None, cookie
-    return parsed
-
-
-def doc_of(sync_db: Database[Any], session_id: str) -> dict[str, Any] | None:
-    found: dict[str, Any] | None = sync_db.get_collection(
-        "sessions", codec_options=TZ_AWARE
-    ).find_one({"_id": session_id})
-    return found
 
 
 async def test_anonymous_sessions_cost_no_database_commands(
@@ -86,11 +68,11 @@ async def test_login_moves_the_session_into_mongodb(
         # One Set-Cookie for the session name: the server cookie replaces the signed copy.
         assert len(response.set_cookies) == 1
         assert response.set_cookies[0].startswith("session=")
-        session_id, token = parts(browser.cookie)
+        session_id, token = cookie_parts(browser.cookie)
         assert session_id == response.text
         assert session_id != anonymous["id"]
 
-        doc = doc_of(sync_db, session_id)
+        doc = raw_doc(sync_db, session_id, tz_aware=True)
         assert doc is not None
         assert doc["tokens"] == [hash_token(token)]
         assert canonical(doc["data"]) == canonical({**VALUES, "user": "ada"})
@@ -125,9 +107,9 @@ async def test_outgrowing_the_cookie_moves_the_session(
         response = await browser.set(blob=blob)
         assert command_log.names() == ["createIndexes", "insert"]
         assert len(response.set_cookies) == 1
-        session_id, _ = parts(browser.cookie)
+        session_id, _ = cookie_parts(browser.cookie)
         assert session_id != anonymous_id
-        doc = doc_of(sync_db, session_id)
+        doc = raw_doc(sync_db, session_id, tz_aware=True)
         assert doc is not None
         assert doc["data"] == {"small": 1, "blob": blob}
         assert doc["created_at"] == created  # the absolute timeout still counts from creation
@@ -138,8 +120,8 @@ async def test_outgrowing_the_cookie_moves_the_session(
         command_log.clear()
         await browser.post("/del?k=blob")
         assert command_log.names() == ["find", "update"]
-        assert parts(browser.cookie)[0] == session_id
-        doc = doc_of(sync_db, session_id)
+        assert cookie_parts(browser.cookie)[0] == session_id
+        doc = raw_doc(sync_db, session_id, tz_aware=True)
         assert doc is not None
         assert doc["data"] == {"small": 1}
 
@@ -152,7 +134,7 @@ async def test_a_first_write_too_big_for_the_cookie_goes_to_mongodb(
         blob = secrets.token_urlsafe(4000)
         await browser.set(blob=blob)
         assert command_log.names() == ["createIndexes", "insert"]
-        doc = doc_of(sync_db, parts(browser.cookie)[0])
+        doc = raw_doc(sync_db, cookie_parts(browser.cookie)[0], tz_aware=True)
         assert doc is not None
         assert doc["data"] == {"blob": blob}
 
@@ -173,11 +155,11 @@ async def test_after_the_move_tokens_rotate_as_in_mongodb(
             assert command_log.names() == ["find", "update"]
             issued.append(browser.cookie)
 
-        ids = {parts(cookie)[0] for cookie in issued}
+        ids = {cookie_parts(cookie)[0] for cookie in issued}
         assert len(ids) == 1
-        tokens = [parts(cookie)[1] for cookie in issued]
+        tokens = [cookie_parts(cookie)[1] for cookie in issued]
         assert len(set(tokens)) == 4
-        doc = doc_of(sync_db, ids.pop())
+        doc = raw_doc(sync_db, ids.pop(), tz_aware=True)
         assert doc is not None
         assert doc["tokens"] == [hash_token(t) for t in reversed(tokens[1:])]  # oldest evicted
         assert doc["rotated_at"] == clock.now
@@ -192,11 +174,11 @@ async def test_logout_after_login_deletes_the_document(
         browser = Browser(server)
         await browser.post("/login")
         cookie = browser.cookie
-        session_id, _ = parts(cookie)
+        session_id, _ = cookie_parts(cookie)
         command_log.clear()
         assert_cleared(await browser.post("/logout"))
         assert command_log.names() == ["find", "delete"]
-        assert doc_of(sync_db, session_id) is None
+        assert raw_doc(sync_db, session_id, tz_aware=True) is None
         assert (await Browser(server, cookie).get())["data"] == {}
 
 
@@ -210,7 +192,7 @@ async def test_encrypted_cookie_tier(collection: Any, sync_db: Database[Any]) ->
         response = await browser.set(email="ada@example.org")
         assert "ada@example.org" not in response.set_cookies[0]
         await browser.post("/login")
-        doc = doc_of(sync_db, parts(browser.cookie)[0])
+        doc = raw_doc(sync_db, cookie_parts(browser.cookie)[0], tz_aware=True)
         assert doc is not None
         assert doc["data"] == {"email": "ada@example.org", "user": "ada"}
 
@@ -223,7 +205,7 @@ async def test_any_store_can_be_the_server_tier() -> None:
         await browser.set(n=1)
         assert memory.session_count == 0
         await browser.post("/login")
-        doc = memory.document(parts(browser.cookie)[0])
+        doc = memory.document(cookie_parts(browser.cookie)[0])
         assert doc is not None
         assert doc["data"] == {"n": 1, "user": "ada"}
 

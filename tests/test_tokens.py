@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-
 import pytest
+from helpers import b64decode_unpadded
 
 from tornado_mongo_session.tokens import (
     encode_cookie,
@@ -17,7 +16,7 @@ from tornado_mongo_session.tokens import (
 
 
 def decoded_bits(value: str) -> int:
-    return len(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))) * 8
+    return len(b64decode_unpadded(value)) * 8
 
 
 def test_ids_and_tokens_are_long_random_and_url_safe() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,6 +70,17 @@ class SessionSettings(BaseSettings):
     server_selection_timeout_ms: int = Field(default=5000, gt=0)
     connect_timeout_ms: int = Field(default=5000, gt=0)
     socket_timeout_ms: int = Field(default=10000, gt=0)
+    write_concern: Literal["majority"] | Annotated[int, Field(ge=1)] = Field(
+        default="majority",
+        description='Acknowledgement of every write of MongoSessionStore: "majority" or a '
+        "number of replica set members (>= 1); see docs/deployment.md.",
+    )
+    write_concern_timeout_ms: int = Field(
+        default=5000,
+        gt=0,
+        description="How long a write waits for write_concern before it fails (wtimeout); "
+        "keep it below socket_timeout_ms.",
+    )
 
     @model_validator(mode="after")
     def _check_cookie_rules(self) -> SessionSettings:

@@ -1,4 +1,4 @@
-"""What the stress tests share: handlers that echo the session, a load client, a cookie jar.
+"""What the stress tests share: routes that echo the session, a load client, a cookie jar.
 
 Everything talks to 127.0.0.1 only. Every loop in these tests is bounded in count and time.
 """
@@ -12,36 +12,18 @@ from typing import Any
 
 import pymongo
 import tornado.httpclient
-import tornado.web
+from handlers import ReadJSON, WriteJSON
 from helpers import Response
-
-from tornado_mongo_session import SessionMixin
-from tornado_mongo_session.tokens import parse_cookie
+from mongo_helpers import SERVER_SELECTION_TIMEOUT_MS
 
 MAX_CLIENTS = 64
 REQUEST_TIMEOUT = 20.0
 """Seconds before the load client gives up on a request: a hang detector, not a threshold."""
 
 
-class Write(SessionMixin, tornado.web.RequestHandler):
-    """``POST /w?k=&v=``: set one key; answer which session it was and whether it was loaded."""
-
-    async def post(self) -> None:
-        loaded = not self.session.is_new
-        self.session[self.get_argument("k")] = self.get_argument("v")
-        self.write({"id": self.session.id, "loaded": loaded})
-
-
-class Read(SessionMixin, tornado.web.RequestHandler):
-    """``GET /r``: the session's id, whether it was loaded, and its data."""
-
-    async def get(self) -> None:
-        self.write(
-            {"id": self.session.id, "loaded": not self.session.is_new, "data": dict(self.session)}
-        )
-
-
-ROUTES = [("/w", Write), ("/r", Read)]
+ROUTES = [("/w", WriteJSON, {"with_data": False}), ("/r", ReadJSON)]
+"""``POST /w?k=&v=``: set one key; answer which session it was and whether it was loaded.
+``GET /r``: the session's id, whether it was loaded, and its data."""
 
 
 @dataclass
@@ -117,16 +99,10 @@ class Jar:
             self.history.append(morsel.value)
 
 
-def session_id_of(cookie: str) -> str:
-    parsed = parse_cookie(cookie)
-    assert parsed is not None, cookie
-    return parsed[0]
-
-
 def server_description(url: str) -> str:
     """ "FerretDB v1.24.2" or "MongoDB 7.0.1": what the numbers were measured against."""
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-        url, serverSelectionTimeoutMS=5000
+        url, serverSelectionTimeoutMS=SERVER_SELECTION_TIMEOUT_MS
     )
     try:
         info = client.admin.command("buildInfo")

@@ -32,8 +32,8 @@ from typing import Any
 
 import pymongo
 import pytest
-from conftest import close_async_client, make_async_client
-from helpers import serve
+from helpers import serve, session_id_of, session_settings
+from mongo_helpers import close_async_client, make_async_client
 from pymongo.errors import NetworkTimeout, OperationFailure, PyMongoError
 from reliability_report import FAIL, PASS, record
 from stress_support import (
@@ -43,7 +43,6 @@ from stress_support import (
     Outcome,
     percentile,
     server_description,
-    session_id_of,
 )
 
 from tornado_mongo_session import MongoSessionStore, SessionSettings
@@ -280,7 +279,7 @@ async def test_server_stops_under_load_and_comes_back(
     server = server_description(private_server.url)
     store, own_client = store_for(driver, private_server.url)
     await store.ensure_indexes()
-    settings = SessionSettings(cookie_secure=False, token_ttl=5)
+    settings = session_settings(token_ttl=5)
     run = Run()
     clients = [Client(i) for i in range(SESSIONS)]
     errors = ErrorLog()

@@ -27,9 +27,11 @@ import pydantic
 import pytest
 import tornado.web
 from bson import json_util
-from helpers import Server, serve
+from handlers import ReadJSON, Untouched
+from helpers import LogRecords, Server, serve, session_id_of, session_settings
+from mongo_helpers import raw_doc
 from reliability_report import FAIL, PASS, record
-from stress_support import LoadClient, server_description, session_id_of
+from stress_support import LoadClient, server_description
 
 from tornado_mongo_session import (
     MongoSessionStore,
@@ -66,12 +68,7 @@ class Length(SessionMixin, tornado.web.RequestHandler):
         self.write({"len": -1 if value is None else len(value), "id": self.session.id})
 
 
-class Plain(SessionMixin, tornado.web.RequestHandler):
-    async def get(self) -> None:
-        self.write("plain")
-
-
-ROUTES = [("/fill", Fill), ("/len", Length), ("/plain", Plain)]
+ROUTES = [("/fill", Fill), ("/len", Length), ("/plain", Untouched)]
 
 
 def encoded_size(data: dict[str, Any]) -> int:
@@ -83,17 +80,6 @@ def string_for(key: str, total: int, others: dict[str, Any] | None = None) -> in
     """The length of a string under ``key`` that makes the data exactly ``total`` bytes."""
     base = encoded_size({**(others or {}), key: ""})
     return total - base
-
-
-def settings(**overrides: Any) -> SessionSettings:
-    values: dict[str, Any] = {"cookie_secure": False}
-    values.update(overrides)
-    return SessionSettings(**values)
-
-
-def raw_doc(sync_db: Any, session_id: str) -> dict[str, Any] | None:
-    found: dict[str, Any] | None = sync_db.sessions.find_one({"_id": session_id})
-    return found
 
 
 # -- max_session_bytes ------------------------------------------------------------------------
@@ -137,7 +123,7 @@ async def test_max_session_bytes_boundary(
 ) -> None:
     store = MongoSessionStore(collection)
     async with serve(
-        ROUTES, session_store=store, session_settings=settings(max_session_bytes=limit)
+        ROUTES, session_store=store, session_settings=session_settings(max_session_bytes=limit)
     ) as app:
         with caplog.at_level(logging.ERROR, logger="tornado_mongo_session"):
             seen = await boundary_scenario(app, sync_db, limit)
@@ -191,7 +177,7 @@ async def test_largest_session_fits_in_a_mongodb_document(
     store = MongoSessionStore(collection)
     started = time.monotonic()
     async with serve(
-        ROUTES, session_store=store, session_settings=settings(max_session_bytes=CAP)
+        ROUTES, session_store=store, session_settings=session_settings(max_session_bytes=CAP)
     ) as app:
         n = string_for("big", CAP)
         at = await app.fetch(f"/fill?k=big&n={n}", method="POST")
@@ -423,17 +409,11 @@ async def test_index_refusal_is_one_log_line_and_sessions_keep_working(
     server that makes the index instead gets it and logs nothing.
     """
     store = MongoSessionStore(collection)
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    handler = Keep(level=logging.WARNING)
+    handler = LogRecords(logging.WARNING)
     library = logging.getLogger("tornado_mongo_session")
     library.addHandler(handler)
     try:
-        async with serve(ROUTES, session_store=store, session_settings=settings()) as app:
+        async with serve(ROUTES, session_store=store, session_settings=session_settings()) as app:
             load = LoadClient(app.base)
             try:
                 firsts = await asyncio.gather(
@@ -447,7 +427,7 @@ async def test_index_refusal_is_one_log_line_and_sessions_keep_working(
                 load.close()
     finally:
         library.removeHandler(handler)
-    lines = [r.getMessage() for r in records]
+    lines = [r.getMessage() for r in handler.records]
     ttl = [ix for ix in sync_db.sessions.list_indexes() if ix["name"] == "expires_at_ttl"]
     codes = sorted({o.code for o in firsts} | {o.code for o in seconds})
     lengths = sorted(o.json()["len"] for o in seconds if o.code == 200)
@@ -478,7 +458,7 @@ async def test_index_refusal_is_one_log_line_and_sessions_keep_working(
     if refused:
         assert "code 238" in lines[0]
         assert "purge_expired" in lines[0]
-        assert records[0].levelno == logging.WARNING
+        assert handler.records[0].levelno == logging.WARNING
 
 
 # -- values the server refuses ----------------------------------------------------------------
@@ -493,11 +473,6 @@ class PutValue(SessionMixin, tornado.web.RequestHandler):
         key, value = HANDED[self.get_argument("case")]
         self.session[key] = value
         self.write("stored")
-
-
-class Neighbour(SessionMixin, tornado.web.RequestHandler):
-    async def get(self) -> None:
-        self.write({"id": self.session.id, "loaded": not self.session.is_new})
 
 
 SERVER_CASES: dict[str, tuple[str, Any]] = {
@@ -525,12 +500,12 @@ async def test_values_bson_encodes_but_the_server_refuses(
     sessions get while such a write fails.
     """
     store = MongoSessionStore(collection)
-    routes = [("/put", PutValue), ("/n", Neighbour), *ROUTES]
+    routes = [("/put", PutValue), ("/n", ReadJSON, {"with_data": False}), *ROUTES]
     server = server_description(mongo_url)
     outcomes: dict[str, str] = {}
     partial: list[str] = []
     neighbours_failed = 0
-    async with serve(routes, session_store=store, session_settings=settings()) as app:
+    async with serve(routes, session_store=store, session_settings=session_settings()) as app:
         load = LoadClient(app.base)
         try:
             others = []

@@ -3,6 +3,9 @@
 Works with a PyMongo ``AsyncCollection`` (the default driver) and with a Motor collection alike:
 it only awaits the collection methods both share (find_one, insert_one, update_one, delete_one,
 delete_many, create_index). It uses only what MongoDB >= 5.0 and FerretDB 1.24 both do.
+
+Whatever the application's client says, the store reads from the primary and writes with its own
+write concern (``majority`` by default): see :class:`MongoSessionStore` and docs/deployment.md.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bson.errors import InvalidDocument
+from pymongo import ReadPreference
 from pymongo.errors import (
     ConnectionFailure,
     DocumentTooLarge,
@@ -21,10 +25,14 @@ from pymongo.errors import (
     ExecutionTimeout,
     OperationFailure,
     PyMongoError,
+    WriteConcernError,
     WTimeoutError,
 )
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
 
 from tornado_mongo_session.errors import (
+    SessionConfigError,
     SessionDataError,
     SessionStoreError,
     SessionStoreUnavailable,
@@ -41,6 +49,30 @@ log = logging.getLogger("tornado_mongo_session.mongo")
 
 _T = TypeVar("_T")
 _UNAVAILABLE = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
+# The same as SessionSettings' write_concern and write_concern_timeout_ms defaults.
+_DEFAULT_W = "majority"
+_DEFAULT_WTIMEOUT_MS = 5000
+
+
+def _pinned(collection: Any, write_concern: WriteConcern) -> Any:
+    """``collection`` as the store must use it, whatever its client's defaults.
+
+    Reads go to the primary: a secondary may not have applied the last rotation yet, and a
+    session read from it would find the client's new token unknown (a logout) or an invalidated
+    session alive. The read concern is the server's default (``local`` on a primary; "available"
+    on a sharded cluster could return a migrating chunk's stale copy). Raises
+    :class:`SessionConfigError` for an unacknowledged write concern (``w=0``).
+    """
+    if not write_concern.acknowledged:
+        raise SessionConfigError(
+            f"MongoSessionStore needs acknowledged writes, not write_concern="
+            f"{write_concern.document!r}: a rotation is a compare-and-set that reads its result"
+        )
+    return collection.with_options(
+        read_preference=ReadPreference.PRIMARY,
+        read_concern=ReadConcern(),
+        write_concern=write_concern,
+    )
 
 
 class MongoSessionStore(DocumentStore):
@@ -52,13 +84,29 @@ class MongoSessionStore(DocumentStore):
     Round trips: a read is one ``find``; a save is one ``update`` (two when a concurrent request
     rotated first and the data must be written again without rotating); a new session is one
     ``insert``. Indexes are made once, on the first insert, or by :meth:`ensure_indexes`.
+
+    Replica sets and sharded clusters: the store uses ``collection.with_options(...)``, so it
+    reads from the primary (not causal consistency: that would need the last write's cluster
+    time carried from request to request, across processes, through the cookie) and writes with
+    ``write_concern``, whatever the client was created with (``readPreference=secondaryPreferred``,
+    ``w=1``: the application's own queries keep those). The default,
+    ``WriteConcern("majority", wtimeout=5000)``, applies to every write of the store, so no
+    acknowledged logout, regenerate or rotation can be rolled back by a failover; ``wtimeout``
+    bounds the wait when a majority is not reachable (ignored where the client uses
+    ``timeoutMS``, which bounds it instead). A write that was sent but not confirmed within it
+    raises :class:`SessionStoreUnavailable` saying that it may have been applied. ``w=0`` raises
+    :class:`SessionConfigError`. ``store.collection`` is the pinned collection.
     """
 
     origin = "mongo"
 
-    def __init__(self, collection: Any, *, client: Any = None) -> None:
+    def __init__(
+        self, collection: Any, *, client: Any = None, write_concern: WriteConcern | None = None
+    ) -> None:
         super().__init__()
-        self.collection = collection
+        if write_concern is None:
+            write_concern = WriteConcern(_DEFAULT_W, wtimeout=_DEFAULT_WTIMEOUT_MS)
+        self.collection = _pinned(collection, write_concern)
         self._client = client
         self._indexes_done = False
         self._indexes_lock: asyncio.Lock | None = None
@@ -67,6 +115,7 @@ class MongoSessionStore(DocumentStore):
     def from_settings(cls, settings: SessionSettings) -> MongoSessionStore:
         """Create a store with its own PyMongo ``AsyncMongoClient`` from ``settings``.
 
+        The write concern is ``settings.write_concern`` with ``settings.write_concern_timeout_ms``.
         No I/O here: the client connects on first use.
         """
         from pymongo import AsyncMongoClient
@@ -79,7 +128,14 @@ class MongoSessionStore(DocumentStore):
             tz_aware=True,
             appname="tornado_mongo_session",
         )
-        return cls(client[settings.database][settings.collection], client=client)
+        write_concern = WriteConcern(
+            settings.write_concern, wtimeout=settings.write_concern_timeout_ms
+        )
+        return cls(
+            client[settings.database][settings.collection],
+            client=client,
+            write_concern=write_concern,
+        )
 
     async def close(self) -> None:
         """Close the client this store created (from_settings); a no-op for a given collection."""
@@ -173,6 +229,12 @@ class MongoSessionStore(DocumentStore):
     async def _call(self, what: str, operation: Callable[[], Awaitable[_T]]) -> _T:
         try:
             return await operation()
+        except WriteConcernError as exc:
+            # Sent, maybe applied, not confirmed by enough members in time (WTimeoutError is one).
+            raise SessionStoreUnavailable(
+                f"session store did not confirm the {what} with write concern "
+                f"{self.collection.write_concern.document}; the write may have been applied: {exc}"
+            ) from exc
         except _UNAVAILABLE as exc:
             raise SessionStoreUnavailable(
                 f"session store unreachable during {what}: {exc}"
