@@ -855,6 +855,9 @@ def describe_server(url: str, how: str) -> str:
         info = client.admin.command("buildInfo")
     if "ferretdbVersion" in info:
         return f"FerretDB {info['ferretdbVersion']} (SQLite), {how}"
+    if isinstance(info.get("ferretdb"), dict):
+        version = info["ferretdb"].get("version", "?")
+        return f"FerretDB {version} (PostgreSQL + DocumentDB), {how}"
     return f"MongoDB {info.get('version', '?')}, {how}"
 
 

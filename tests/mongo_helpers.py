@@ -113,3 +113,20 @@ def raw_doc(sync_db: Any, session_id: str, *, tz_aware: bool = False) -> dict[st
 def doc_of(sync_db: Any, cookie: str | None) -> dict[str, Any] | None:
     """The stored document a server-store cookie value names (see :func:`raw_doc`)."""
     return raw_doc(sync_db, session_id_of(cookie))
+
+
+def lacks_atomic_updates(client: pymongo.MongoClient[Any]) -> str | None:
+    """Why the server cannot apply concurrent updates of one document atomically, or None.
+
+    FerretDB 1.x (``buildInfo.ferretdbVersion``, or ``ferretdb.version`` starting with v1)
+    applies an update as read, modify, write back: across processes, the library's deltas and
+    its rotation compare-and-set are not exact there.
+    """
+    info = client.admin.command("buildInfo")
+    ferretdb = info.get("ferretdb")
+    version = info.get("ferretdbVersion") or (
+        ferretdb.get("version") if isinstance(ferretdb, dict) else None
+    )
+    if isinstance(version, str) and version.lstrip("v").startswith("1."):
+        return f"FerretDB {version} has no atomic single-document updates"
+    return None

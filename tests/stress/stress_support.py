@@ -100,7 +100,7 @@ class Jar:
 
 
 def server_description(url: str) -> str:
-    """ "FerretDB v1.24.2" or "MongoDB 7.0.1": what the numbers were measured against."""
+    """ "FerretDB v2.5.0", "FerretDB v1.24.2" or "MongoDB 7.0.1": what was measured against."""
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
         url, serverSelectionTimeoutMS=SERVER_SELECTION_TIMEOUT_MS
     )
@@ -108,8 +108,10 @@ def server_description(url: str) -> str:
         info = client.admin.command("buildInfo")
     finally:
         client.close()
-    if "ferretdbVersion" in info:
+    if "ferretdbVersion" in info:  # FerretDB 1.x
         return f"FerretDB {info['ferretdbVersion']}"
+    if isinstance(info.get("ferretdb"), dict):  # FerretDB 2.x
+        return f"FerretDB {info['ferretdb'].get('version', '?')}"
     return f"MongoDB {info.get('version', '?')}"
 
 
