@@ -22,7 +22,7 @@ from typing import Any
 import tornado.web
 
 from tornado_mongo_session import IntervalRotator, MongoSessionStore, SessionMixin, SessionSettings
-from tornado_mongo_session.mixin import utc_now
+from tornado_mongo_session.clock import utc_now
 
 log = logging.getLogger("demo")
 

@@ -26,7 +26,14 @@ from tornado_mongo_session.mixin import SessionMixin
 from tornado_mongo_session.rotation import IntervalRotator, NeverRotator, TokenRotator
 from tornado_mongo_session.session import Session
 from tornado_mongo_session.settings import SessionSettings
-from tornado_mongo_session.stores.base import SaveRequest, SaveResult, SessionRecord, SessionStore
+from tornado_mongo_session.stores.base import (
+    NewSession,
+    Rotation,
+    SaveResult,
+    SessionRecord,
+    SessionStore,
+    SessionUpdate,
+)
 from tornado_mongo_session.stores.cookie import CookieSessionStore
 from tornado_mongo_session.stores.memory import MemorySessionStore
 from tornado_mongo_session.stores.mongo import MongoSessionStore
@@ -38,7 +45,8 @@ __all__ = [
     "MemorySessionStore",
     "MongoSessionStore",
     "NeverRotator",
-    "SaveRequest",
+    "NewSession",
+    "Rotation",
     "SaveResult",
     "Session",
     "SessionConfigError",
@@ -51,6 +59,7 @@ __all__ = [
     "SessionStoreError",
     "SessionStoreUnavailable",
     "SessionTooLarge",
+    "SessionUpdate",
     "TieredSessionStore",
     "TokenRotator",
 ]

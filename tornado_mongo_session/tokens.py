@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Iterable
 
 __all__ = [
     "SESSION_ID_BYTES",
@@ -48,15 +49,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
-def token_matches(token: str, stored_hashes: list[str] | tuple[str, ...]) -> bool:
+def token_matches(token: str, stored_hashes: Iterable[object]) -> bool:
     """Tell whether ``token`` hashes to one of ``stored_hashes``, in constant time per hash.
 
     Every stored hash is compared, so the time taken does not reveal which one matched.
     """
-    candidate = hash_token(token).encode("ascii")
+    candidate = hash_token(token)
     found = False
     for stored in stored_hashes:
-        if isinstance(stored, str) and hmac.compare_digest(candidate, stored.encode("ascii")):
+        if isinstance(stored, str) and stored.isascii() and hmac.compare_digest(candidate, stored):
             found = True
     return found
 

@@ -9,24 +9,48 @@ from __future__ import annotations
 
 import abc
 import logging
-from datetime import datetime, timezone
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from tornado_mongo_session.errors import SessionStoreError
+from tornado_mongo_session.clock import as_utc
 from tornado_mongo_session.stores._locks import KeyedLocks
-from tornado_mongo_session.stores.base import SaveRequest, SaveResult, SessionRecord
+from tornado_mongo_session.stores.base import NewSession, SaveResult, SessionRecord, SessionUpdate
 from tornado_mongo_session.tokens import encode_cookie, hash_token, parse_cookie, token_matches
 
-__all__ = ["DocumentStore"]
+__all__ = ["DocumentStore", "StoredSession"]
 
 log = logging.getLogger("tornado_mongo_session.stores")
 
 
-def _utc(value: datetime) -> datetime:
-    """Return ``value`` as an aware UTC datetime (drivers return naive UTC unless tz_aware)."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+@dataclass(slots=True)
+class StoredSession:
+    """A session document, read: token hashes newest first, aware UTC times, the data."""
+
+    tokens: Sequence[str]
+    created_at: datetime
+    accessed_at: datetime
+    rotated_at: datetime
+    expires_at: datetime
+    data: dict[str, Any]
+
+    @classmethod
+    def read(cls, doc: Mapping[str, Any]) -> StoredSession | None:
+        """The session a document holds; ``None``, and a warning, for a malformed one."""
+        try:
+            tokens = doc["tokens"]
+            return cls(
+                tokens=tokens if isinstance(tokens, list) else [],
+                created_at=as_utc(doc["created_at"]),
+                accessed_at=as_utc(doc["accessed_at"]),
+                rotated_at=as_utc(doc["rotated_at"]),
+                expires_at=as_utc(doc["expires_at"]),
+                data=dict(doc.get("data") or {}),
+            )
+        except (KeyError, TypeError, AttributeError, ValueError):
+            log.warning("session document …%s is malformed; treated as absent", doc["_id"][-4:])
+            return None
 
 
 class DocumentStore(abc.ABC):
@@ -37,16 +61,14 @@ class DocumentStore(abc.ABC):
     the process (see :class:`~tornado_mongo_session.stores._locks.KeyedLocks`).
     """
 
-    origin = "document"
-
     def __init__(self) -> None:
         self._writing = KeyedLocks()
 
     # -- what a subclass provides ------------------------------------------------------------
 
     @abc.abstractmethod
-    async def _find(self, session_id: str) -> dict[str, Any] | None:
-        """The document of ``session_id``, live or not (``load`` checks the deadline)."""
+    async def _find(self, session_id: str) -> StoredSession | None:
+        """The session ``session_id`` names, live or not (``load`` checks the deadline)."""
 
     @abc.abstractmethod
     async def _insert_document(self, doc: dict[str, Any]) -> None:
@@ -70,83 +92,69 @@ class DocumentStore(abc.ABC):
         if parsed is None:
             return None
         session_id, token = parsed
-        doc = await self._find(session_id)
-        if doc is None:
-            return None
-        hashes = doc.get("tokens")
-        if not isinstance(hashes, list) or not token_matches(token, hashes):
-            return None
-        try:
-            record = SessionRecord(
-                id=session_id,
-                data=dict(doc.get("data") or {}),
-                created_at=_utc(doc["created_at"]),
-                accessed_at=_utc(doc["accessed_at"]),
-                rotated_at=_utc(doc["rotated_at"]),
-                expires_at=_utc(doc["expires_at"]),
-                token=token,
-                token_hashes=list(hashes),
-                origin=self.origin,
-            )
-        except (KeyError, TypeError, AttributeError):
-            log.warning("session document …%s is malformed; treated as absent", session_id[-4:])
-            return None
+        found = await self._find(session_id)
         # The deadline is checked here rather than in the query: a filter on _id alone is the
         # one every server answers from its index (FerretDB scans the collection otherwise).
-        return record if record.expires_at > now else None
+        if found is None or found.expires_at <= now or not token_matches(token, found.tokens):
+            return None
+        return SessionRecord(
+            id=session_id,
+            data=dict(found.data),
+            created_at=found.created_at,
+            accessed_at=found.accessed_at,
+            rotated_at=found.rotated_at,
+            expires_at=found.expires_at,
+            token=token,
+            token_hashes=list(found.tokens),
+        )
 
-    async def save(self, request: SaveRequest) -> SaveResult:
-        loaded = request.loaded
-        if loaded is None:
+    async def save(self, request: NewSession | SessionUpdate) -> SaveResult:
+        if isinstance(request, NewSession):
             return await self._insert(request)
-        async with self._writing.hold(loaded.id):
-            return await self._update(request, loaded)
+        async with self._writing.hold(request.session_id):
+            return await self._update(request)
 
     # -- the steps ---------------------------------------------------------------------------
 
-    async def _insert(self, request: SaveRequest) -> SaveResult:
-        token = request.new_token
-        if token is None:
-            raise SessionStoreError("a new session needs a token: SaveRequest.new_token is None")
-        if request.expires_at is None:
-            raise SessionStoreError("a new session needs SaveRequest.expires_at")
+    async def _insert(self, new: NewSession) -> SaveResult:
         await self._insert_document(
             {
-                "_id": request.session_id,
-                "tokens": [hash_token(token)],
-                "created_at": request.created_at,
-                "accessed_at": request.accessed_at or request.now,
-                "rotated_at": request.now,
-                "expires_at": request.expires_at,
-                "data": dict(request.data),
+                "_id": new.session_id,
+                "tokens": [hash_token(new.token)],
+                "created_at": new.created_at,
+                "accessed_at": new.now,
+                "rotated_at": new.now,
+                "expires_at": new.expires_at,
+                "data": dict(new.data),
             }
         )
-        return SaveResult(encode_cookie(request.session_id, token), True, request.session_id)
+        cookie = encode_cookie(new.session_id, new.token)
+        return SaveResult(session_id=new.session_id, cookie_value=cookie, rotated=True)
 
-    async def _update(self, request: SaveRequest, loaded: SessionRecord) -> SaveResult:
-        fields: dict[str, Any] = {f"data.{k}": v for k, v in request.changed.items()}
-        if request.expires_at is not None:
-            fields["expires_at"] = request.expires_at
-            fields["accessed_at"] = request.accessed_at or request.now
-        removed = [f"data.{k}" for k in request.removed]
-        if request.new_token is None:
-            if not fields and not removed:
-                return SaveResult(None, False, loaded.id)
+    async def _update(self, update: SessionUpdate) -> SaveResult:
+        loaded = update.loaded
+        fields: dict[str, Any] = {f"data.{k}": v for k, v in update.changed.items()}
+        fields["expires_at"] = update.expires_at
+        fields["accessed_at"] = update.now
+        removed = [f"data.{k}" for k in update.removed]
+        unrotated = SaveResult(session_id=loaded.id)
+        rotation = update.rotation
+        if rotation is None:
             await self._update_document(loaded.id, None, fields, removed)
-            return SaveResult(None, False, loaded.id)
+            return unrotated
 
-        kept = max(1, request.tokens_kept)
-        rotation = {
-            "tokens": [hash_token(request.new_token), *loaded.token_hashes][:kept],
-            "rotated_at": request.now,
+        rotated = {
+            "tokens": [hash_token(rotation.token), *loaded.token_hashes][: max(1, rotation.keep)],
+            "rotated_at": update.now,
         }
         # Compare-and-set: only the request that loaded the current rotated_at may rotate.
         if await self._update_document(
-            loaded.id, loaded.rotated_at, {**fields, **rotation}, removed
+            loaded.id, loaded.rotated_at, {**fields, **rotated}, removed
         ):
-            return SaveResult(encode_cookie(loaded.id, request.new_token), True, loaded.id)
+            cookie = encode_cookie(loaded.id, rotation.token)
+            return SaveResult(session_id=loaded.id, cookie_value=cookie, rotated=True)
         # Another request rotated first (and pushed the deadline): our token is still kept, so
         # only data, if any, remains to be written.
-        if request.changed or request.removed:
+        if update.changed or update.removed:
             await self._update_document(loaded.id, None, fields, removed)
-        return SaveResult(None, False, loaded.id)
+        return unrotated

@@ -31,14 +31,15 @@ from pymongo.errors import (
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
+from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.errors import (
     SessionConfigError,
     SessionDataError,
     SessionStoreError,
     SessionStoreUnavailable,
 )
-from tornado_mongo_session.stores._document import DocumentStore
-from tornado_mongo_session.stores.base import SessionRecord, utc_now
+from tornado_mongo_session.stores._document import DocumentStore, StoredSession
+from tornado_mongo_session.stores.base import SessionRecord
 
 if TYPE_CHECKING:
     from tornado_mongo_session.settings import SessionSettings
@@ -97,8 +98,6 @@ class MongoSessionStore(DocumentStore):
     raises :class:`SessionStoreUnavailable` saying that it may have been applied. ``w=0`` raises
     :class:`SessionConfigError`. ``store.collection`` is the pinned collection.
     """
-
-    origin = "mongo"
 
     def __init__(
         self, collection: Any, *, client: Any = None, write_concern: WriteConcern | None = None
@@ -198,11 +197,11 @@ class MongoSessionStore(DocumentStore):
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _find(self, session_id: str) -> dict[str, Any] | None:
+    async def _find(self, session_id: str) -> StoredSession | None:
         doc: dict[str, Any] | None = await self._call(
             "find", lambda: self.collection.find_one({"_id": session_id})
         )
-        return doc
+        return None if doc is None else StoredSession.read(doc)
 
     async def _insert_document(self, doc: dict[str, Any]) -> None:
         await self.ensure_indexes()

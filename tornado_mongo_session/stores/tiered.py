@@ -4,7 +4,7 @@ A session starts in the cookie tier (:class:`CookieSessionStore`: zero database 
 moves to the server tier (a :class:`~tornado_mongo_session.stores.mongo.MongoSessionStore`, or
 any other store) when:
 
-- ``session.regenerate()`` is called (login: the mixin sends ``SaveRequest.promote``), or
+- ``session.regenerate()`` is called (login: the mixin sends ``NewSession.promote``), or
 - its encoded data outgrows the cookie (the cookie tier raises ``SessionTooLarge``).
 
 The move writes the full data under a new id and token, in one insert, and answers with the
@@ -21,7 +21,13 @@ import logging
 from datetime import datetime
 
 from tornado_mongo_session.errors import SessionTooLarge
-from tornado_mongo_session.stores.base import SaveRequest, SaveResult, SessionRecord, SessionStore
+from tornado_mongo_session.stores.base import (
+    NewSession,
+    SaveResult,
+    SessionRecord,
+    SessionStore,
+    SessionUpdate,
+)
 from tornado_mongo_session.stores.cookie import CookieSessionStore
 
 __all__ = ["TieredSessionStore"]
@@ -46,6 +52,11 @@ class TieredSessionStore:
         self.cookie = cookie
         self.server = server
 
+    @property
+    def waits_for_io(self) -> bool:
+        """Whether the server tier waits for I/O (the cookie tier never does)."""
+        return bool(getattr(self.server, "waits_for_io", True))
+
     # -- the SessionStore protocol -----------------------------------------------------------
 
     async def load(self, cookie_value: str, *, now: datetime) -> SessionRecord | None:
@@ -53,42 +64,35 @@ class TieredSessionStore:
             return await self.cookie.load(cookie_value, now=now)
         return await self.server.load(cookie_value, now=now)
 
-    async def save(self, request: SaveRequest) -> SaveResult:
-        loaded = request.loaded
-        if loaded is not None and loaded.origin != self.cookie.origin:
+    async def save(self, request: NewSession | SessionUpdate) -> SaveResult:
+        if isinstance(request, SessionUpdate) and not request.loaded.in_cookie:
             return await self.server.save(request)
-        if request.promote:
-            return await self._promote(request, loaded, "regenerate")
+        if isinstance(request, NewSession) and request.promote:
+            return await self._promote(request, "regenerate")
         try:
             return await self.cookie.save(request)
         except SessionTooLarge as exc:
             log.debug("session outgrew the cookie (%d bytes): moving it to the server", exc.size)
-            return await self._promote(request, loaded, "size")
+            return await self._promote(request, "size")
 
     async def delete(self, record: SessionRecord) -> None:
-        if record.origin == self.cookie.origin:
-            await self.cookie.delete(record)
-        else:
-            await self.server.delete(record)
+        await (self.cookie if record.in_cookie else self.server).delete(record)
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _promote(
-        self, request: SaveRequest, loaded: SessionRecord | None, why: str
-    ) -> SaveResult:
+    async def _promote(self, request: NewSession | SessionUpdate, why: str) -> SaveResult:
         """Insert the whole session into the server tier under a new id and token."""
-        if loaded is None:
+        if isinstance(request, NewSession):
             # Already a new session (new id, new token) from the mixin: insert it as it is.
             move = dataclasses.replace(request, promote=True)
         else:
-            move = SaveRequest.new_session(
-                request.data,
+            move = NewSession(
+                data=request.data,
+                created_at=request.created_at,  # the absolute deadline still counts from here
                 now=request.now,
-                expires_at=request.expires_at or loaded.expires_at,
-                created_at=loaded.created_at,  # the absolute deadline still counts from here
-                tokens_kept=request.tokens_kept,
+                expires_at=request.expires_at,
                 promote=True,
             )
         result = await self.server.save(move)
         log.debug("session moved to the server tier (%s)", why)
-        return SaveResult(result.cookie_value, result.rotated, result.session_id or move.session_id)
+        return result
