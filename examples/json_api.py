@@ -139,9 +139,7 @@ def make_app(settings: SessionSettings, store: MongoSessionStore) -> tornado.web
 
 
 async def main() -> None:
-    # Ctrl-C sets `stop` through the loop, from the start: on Python 3.10 a KeyboardInterrupt can
-    # be raised inside a finalizer, which swallows it, and the program would run on. (Windows'
-    # loop has no signal handlers: there Ctrl-C raises KeyboardInterrupt, caught below.)
+    # Ctrl-C sets `stop` through the loop (why: examples/app.py).
     stop = asyncio.Event()
     with contextlib.suppress(NotImplementedError):
         asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)

@@ -42,7 +42,15 @@ URL_ENV = "TORNADO_SESSION_TEST_MONGODB_URL"
 
 SUPPORTED = ("3.10", "3.11", "3.12", "3.13")
 OLDEST = "oldest"
-PINNED = ("tornado", "pymongo", "pydantic-settings", "motor", "cryptography")
+PINNED = (
+    "tornado",
+    "pymongo",
+    "pydantic-settings",
+    "click",
+    "motor",
+    "cryptography",
+    "prometheus_client",
+)
 """Dependencies (and extras used by the tests) pinned to their ``>=`` bound in the oldest row."""
 EXTRA_PINS = ("pydantic==2.3.0",)
 """The oldest pydantic that the oldest pydantic-settings takes (2.2.0 asks for pydantic>=2.3.0)."""
