@@ -58,6 +58,16 @@ endef
 test: $(STAMP)
 	@$(call run_tests,-m "not stress")
 
+# The suite on every supported Python found here (pyenv or PATH) and on the oldest dependency
+# versions pyproject.toml allows, each in its own venv under .cache/matrix/, against one server;
+# a table of results at the end (scripts/test_matrix.py). `make test-matrix MATRIX="3.10 oldest"`
+# runs only those rows; PYTEST_ARGS is passed on.
+MATRIX ?=
+
+.PHONY: test-matrix
+test-matrix:
+	@$(PYTHON) scripts/test_matrix.py $(MATRIX)
+
 # Every test, the stress ones (tests/stress, tests/fuzz) and the stress fuzzing profile included;
 # then docs/reliability.md from what they measured (.cache/reliability/results.jsonl), written
 # even when a test failed, so the page shows the failure.

@@ -12,9 +12,11 @@ variables; ``make demo`` points ``TORNADO_SESSION_MONGODB_URL`` at the server of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
 import os
+import signal
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -380,6 +382,12 @@ def make_app(
 
 
 async def main() -> None:
+    # Ctrl-C sets `stop` through the loop, from the start: on Python 3.10 a KeyboardInterrupt can
+    # be raised inside a finalizer, which swallows it, and the program would run on. (Windows'
+    # loop has no signal handlers: there Ctrl-C raises KeyboardInterrupt, caught below.)
+    stop = asyncio.Event()
+    with contextlib.suppress(NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
     # Plain HTTP on loopback: the demo turns off the Secure cookie flag a real site keeps on.
     settings = SessionSettings(cookie_secure=False)
     store = MongoSessionStore.from_settings(settings)
@@ -393,14 +401,13 @@ async def main() -> None:
             settings.database,
             settings.collection,
         )
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await store.close()
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
-    except KeyboardInterrupt:
-        log.info("demo stopped")
+    log.info("demo stopped")

@@ -25,10 +25,12 @@ For HTML forms use Tornado's ``xsrf_cookies`` instead, as ``examples/app.py`` do
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
+import signal
 from typing import Any
 
 import tornado.web
@@ -137,6 +139,10 @@ def make_app(settings: SessionSettings, store: MongoSessionStore) -> tornado.web
 
 
 async def main() -> None:
+    # Ctrl-C sets `stop` through the loop (why: examples/app.py).
+    stop = asyncio.Event()
+    with contextlib.suppress(NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
     # Plain HTTP on loopback: the example turns off the Secure cookie flag a real API keeps on.
     settings = SessionSettings(cookie_secure=False)
     store = MongoSessionStore.from_settings(settings)
@@ -144,14 +150,13 @@ async def main() -> None:
         port = int(os.environ.get("DEMO_PORT", "8888"))
         make_app(settings, store).listen(port, "127.0.0.1")
         log.info("JSON API on http://127.0.0.1:%d/api/session; Ctrl-C stops it", port)
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await store.close()
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
-    except KeyboardInterrupt:
-        log.info("stopped")
+    log.info("stopped")

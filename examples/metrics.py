@@ -21,8 +21,10 @@ latency. Neither has a label that could hold a token or a session id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 
 import tornado.web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
@@ -113,6 +115,10 @@ def make_app(
 
 
 async def main() -> None:
+    # Ctrl-C sets `stop` through the loop (why: examples/app.py).
+    stop = asyncio.Event()
+    with contextlib.suppress(NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
     # Plain HTTP on loopback: the example turns off the Secure cookie flag a real site keeps on.
     settings = SessionSettings(cookie_secure=False)
     store = MongoSessionStore.from_settings(settings)
@@ -120,14 +126,13 @@ async def main() -> None:
         port = int(os.environ.get("DEMO_PORT", "8888"))
         make_app(settings, store).listen(port, "127.0.0.1")
         log.info("metrics example on http://127.0.0.1:%d/metrics; Ctrl-C stops it", port)
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await store.close()
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
-    except KeyboardInterrupt:
-        log.info("stopped")
+    log.info("stopped")
