@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import difflib
+import os
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["SessionSettings"]
+
+_ENV_PREFIX = "TORNADO_SESSION_"
+# How close (difflib's ratio) an unknown variable must be to a setting to be called a typo:
+# IDLE_TIMOUT is 0.96 from IDLE_TIMEOUT; the test suite's TEST_MONGODB_URL is 0.81 from
+# MONGODB_URL and must pass.
+_NEAR = 0.85
 
 
 class SessionSettings(BaseSettings):
@@ -17,10 +25,18 @@ class SessionSettings(BaseSettings):
     then a ``.env`` file in the working directory, then the defaults below. An invalid value
     raises pydantic's ``ValidationError`` naming the field. In the environment, ``none`` means
     ``None`` (``TORNADO_SESSION_ABSOLUTE_TIMEOUT=none`` turns the absolute timeout off).
+
+    Also a ``ValidationError``, naming the settings: values that contradict each other
+    (``touch_interval`` not below ``idle_timeout``, ``absolute_timeout`` below
+    ``idle_timeout``, ``token_ttl`` not below ``idle_timeout``, ``write_concern_timeout_ms``
+    not below ``socket_timeout_ms``), and a ``TORNADO_SESSION_*`` environment variable that
+    names no setting but is close to one (``TORNADO_SESSION_IDLE_TIMOUT``: the error names
+    ``TORNADO_SESSION_IDLE_TIMEOUT``). Variables not close to any setting are left alone:
+    other tools may share the prefix.
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="TORNADO_SESSION_",
+        env_prefix=_ENV_PREFIX,
         env_file=".env",
         env_file_encoding="utf-8",
         env_parse_none_str="none",
@@ -160,6 +176,52 @@ class SessionSettings(BaseSettings):
         description="How long a write waits for write_concern before it fails (wtimeout); "
         "keep it below socket_timeout_ms.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_environment_names(cls, values: Any) -> Any:
+        # A misspelled variable would otherwise be ignored in silence (extra="ignore" is
+        # needed: the prefix is shared with other tools, such as the test suite's own).
+        for name in os.environ:
+            upper = name.upper()
+            if not upper.startswith(_ENV_PREFIX):
+                continue
+            field = upper[len(_ENV_PREFIX) :].lower()
+            if field in cls.model_fields:
+                continue
+            near = difflib.get_close_matches(field, cls.model_fields, n=1, cutoff=_NEAR)
+            if near:
+                raise ValueError(
+                    f"environment variable {name} names no setting; did you mean "
+                    f"{_ENV_PREFIX}{near[0].upper()}?"
+                )
+        return values
+
+    @model_validator(mode="after")
+    def _check_contradictions(self) -> SessionSettings:
+        idle = self.idle_timeout
+        if self.touch_interval >= idle:
+            raise ValueError(
+                f"touch_interval ({self.touch_interval:g} s) must be below idle_timeout "
+                f"({idle:g} s): a session that is only read would expire before its first touch"
+            )
+        if self.absolute_timeout is not None and self.absolute_timeout < idle:
+            raise ValueError(
+                f"absolute_timeout ({self.absolute_timeout:g} s) must not be below idle_timeout "
+                f"({idle:g} s): lower idle_timeout, or set absolute_timeout to none"
+            )
+        if self.token_ttl >= idle:
+            raise ValueError(
+                f"token_ttl ({self.token_ttl:g} s) must be below idle_timeout ({idle:g} s): "
+                "a token would never rotate before its session expires"
+            )
+        if self.write_concern_timeout_ms >= self.socket_timeout_ms:
+            raise ValueError(
+                f"write_concern_timeout_ms ({self.write_concern_timeout_ms}) must be below "
+                f"socket_timeout_ms ({self.socket_timeout_ms}): the socket would time out first "
+                "and the write's outcome would be unknown"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_cookie_rules(self) -> SessionSettings:
