@@ -269,10 +269,14 @@ def test_configuration_errors_name_the_setting() -> None:
 def test_cookie_name_comes_from_session_settings() -> None:
     from tornado_mongo_session import SessionSettings
 
-    store = CookieSessionStore.from_application_settings(
-        {"cookie_secret": SECRET, "session_settings": SessionSettings(cookie_name="sid")}
-    )
-    assert store.cookie_name == "sid"
+    for settings, name in [
+        (SessionSettings(cookie_name="sid"), "__Host-sid"),  # the name the cookie travels under
+        (SessionSettings(cookie_name="sid", cookie_secure=False), "sid"),
+    ]:
+        store = CookieSessionStore.from_application_settings(
+            {"cookie_secret": SECRET, "session_settings": settings}
+        )
+        assert store.cookie_name == name
 
 
 # -- encryption -------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ async def test_login_moves_the_session_into_mongodb(
         assert command_log.names() == ["createIndexes", "insert"]
         # One Set-Cookie for the session name: the server cookie replaces the signed copy.
         assert len(response.set_cookies) == 1
-        assert response.set_cookies[0].startswith("session=")
+        assert response.set_cookies[0].startswith("__Host-session=")
         session_id, token = cookie_parts(browser.cookie)
         assert session_id == response.text
         assert session_id != anonymous["id"]

@@ -53,7 +53,7 @@ class SessionConfig:
             raise SessionConfigError("Application setting 'session_clock' must be callable")
         self.clock: Callable[[], datetime] = clock
         self.rules = SaveRules.from_settings(settings)
-        self.cookie_name = settings.cookie_name
+        self.cookie_name = settings.effective_cookie_name
         self.cookie_attrs: dict[str, Any] = {
             "path": settings.cookie_path,
             "domain": settings.cookie_domain,
@@ -61,7 +61,7 @@ class SessionConfig:
             "httponly": settings.cookie_httponly,
             "samesite": settings.cookie_samesite,
         }
-        self._header = _header_parts(settings.cookie_name, self.cookie_attrs)
+        self._header = _header_parts(self.cookie_name, self.cookie_attrs)
 
     def cookie_header(self, value: str, max_age: int | None) -> str | None:
         """The ``Set-Cookie`` header Tornado's ``set_cookie`` would write for the session

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import tornado.iostream
@@ -44,6 +46,48 @@ else:
 __all__ = ["SessionMixin"]
 
 log = logging.getLogger("tornado_mongo_session")
+
+
+_cache_warned: weakref.WeakSet[type] = weakref.WeakSet()  # handler classes warned (item 4)
+_insecure_warned = False  # the cookie_secure warning: once per process
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+MAX_COOKIE_VALUES = 4
+"""How many values of the session cookie's name one request may have tried (cookie tossing)."""
+
+
+def cookie_values(header: str, name: str) -> list[str]:
+    """The values of cookie ``name`` in a ``Cookie`` header, in order, at most
+    :data:`MAX_COOKIE_VALUES`.
+
+    Not ``get_cookie()`` (Tornado builds a SimpleCookie of every cookie for it, which costs
+    more than the rest of a read) nor ``parse_cookie`` (a dict: it keeps only the last value of
+    a name, which a sibling subdomain can plant). Splits as ``parse_cookie`` does.
+    """
+    if name not in header:
+        return []
+    values: list[str] = []
+    for chunk in header.split(";"):
+        key, equals, value = chunk.partition("=")
+        if not equals or key.strip() != name:
+            continue
+        value = value.strip()
+        if value.startswith('"'):
+            value = parse_cookie(chunk).get(name, "")  # unquoted as Tornado would
+        if value:
+            values.append(value)
+            if len(values) == MAX_COOKIE_VALUES:
+                break
+    return values
 
 
 class SessionMixin(_Base):
@@ -125,23 +169,37 @@ class SessionMixin(_Base):
         config = self._session_config
         store = self._session_store()
         if self.session_autoload:
-            # Not get_cookie(): Tornado builds a SimpleCookie of every cookie for it, which costs
-            # more than the rest of a read; parse_cookie finds the same value.
             header = self.request.headers.get("Cookie")
-            cookie = parse_cookie(header).get(config.cookie_name) if header else None
-            if cookie:
-                self._session_cookie_in = cookie
-                try:
-                    self._session_record = await store.load(cookie, now=config.clock())
-                except SessionError as exc:
-                    # Deferred: a handler that never touches self.session still gets its answer.
-                    status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
-                    message = "session load failed (%d if the handler uses it): %s"
-                    log.error(message, status, exc, exc_info=exc)
-                    self._session_load_error = (status, exc)
+            cookies = cookie_values(header, config.cookie_name) if header else None
+            if cookies:
+                await self._load_session(store, cookies)
         parent = super().prepare()
         if parent is not None:
             await parent
+
+    async def _load_session(self, store: SessionStore, cookies: list[str]) -> None:
+        # Several values of the name (a sibling subdomain planted one: cookie tossing): each is
+        # tried, the first that opens a session wins, and when none does the cookie is left
+        # alone, since expiring the name could delete the client's own valid cookie.
+        config = self._session_config
+        now = config.clock()
+        for cookie in cookies:
+            try:
+                record = await store.load(cookie, now=now)
+            except SessionError as exc:
+                # Deferred: a handler that never touches self.session still gets its answer.
+                status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
+                message = "session load failed (%d if the handler uses it): %s"
+                log.error(message, status, exc, exc_info=exc)
+                self._session_load_error = (status, exc)
+                self._session_cookie_in = cookie
+                return
+            if record is not None:
+                self._session_record = record
+                self._session_cookie_in = cookie
+                return
+        if len(cookies) == 1:
+            self._session_cookie_in = cookies[0]
 
     # -- saving ------------------------------------------------------------------------------
 
@@ -162,6 +220,8 @@ class SessionMixin(_Base):
                 raise RuntimeError("finish() called with data while the session is being saved")
             return pending
         untouched = self._session is None and self._session_record is None
+        if self._session is not None and not self._headers_written:
+            self._vary_on_cookie()
         if not untouched and not self._finished and self.get_status() < 500:
             try:
                 plan = self._session_plan()
@@ -240,6 +300,7 @@ class SessionMixin(_Base):
             await store.delete(plan.retire)
         if plan.clear_cookie and not self._headers_written:
             self.clear_cookie(self._session_config.cookie_name, **self._session_config.cookie_attrs)
+            self._keep_from_shared_caches()
 
     def _session_failure_response(self, exc: BaseException) -> None:
         status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
@@ -275,3 +336,60 @@ class SessionMixin(_Base):
             self.set_cookie(config.cookie_name, value, max_age=max_age, **config.cookie_attrs)
         else:
             self.add_header("Set-Cookie", header)
+        self._keep_from_shared_caches()
+        if not _insecure_warned and config.cookie_attrs["secure"]:
+            self._warn_if_insecure_transport()
+
+    def _keep_from_shared_caches(self) -> None:
+        # A response that sets or expires the session cookie is one user's: a shared cache
+        # that stored it would hand the token (or its removal) to everyone. ``private`` is the
+        # directive that forbids exactly that (RFC 9111 5.2.2.7) and still lets the user's own
+        # browser cache the page; ``public`` and ``s-maxage`` (which override ``private`` for
+        # shared caches) are removed, with one warning per handler class.
+        current = self._headers.get("Cache-Control")
+        if current is None:
+            self._headers["Cache-Control"] = "private"
+            return
+        directives = [d.strip() for d in current.split(",") if d.strip()]
+        kept = [
+            d for d in directives if d.lower() != "public" and not d.lower().startswith("s-maxage")
+        ]
+        lowered = {d.lower() for d in kept}
+        if len(kept) == len(directives) and lowered & {"private", "no-store"}:
+            return
+        if len(kept) != len(directives) and type(self) not in _cache_warned:
+            _cache_warned.add(type(self))
+            log.warning(
+                "%s: Cache-Control %r on a response that sets the session cookie; 'public' and "
+                "'s-maxage' removed and 'private' added, so that no shared cache stores the "
+                "session token (warned once per handler class)",
+                type(self).__qualname__,
+                current,
+            )
+        if not lowered & {"private", "no-store"}:
+            kept.insert(0, "private")
+        self._headers["Cache-Control"] = ", ".join(kept)
+
+    def _vary_on_cookie(self) -> None:
+        # The handler used the session: its response may differ by cookie (Django does the
+        # same). Untouched handlers get nothing: they are as cacheable as without the library.
+        current = self._headers.get("Vary")
+        if current is None:
+            self._headers["Vary"] = "Cookie"
+        elif current.strip() != "*" and "cookie" not in current.lower():
+            self._headers["Vary"] = f"{current}, Cookie"
+
+    def _warn_if_insecure_transport(self) -> None:
+        global _insecure_warned
+        request = self.request
+        if request.protocol == "https" or _is_loopback(request.host_name):
+            return
+        _insecure_warned = True
+        log.warning(
+            "the session cookie is Secure (cookie_secure=True) but this request to %r came over "
+            "plain http: browsers will not send the cookie back, so every visit starts a new "
+            "session. Behind a TLS-terminating proxy, start Tornado's HTTPServer with "
+            "xheaders=True so the request's protocol is the proxy's; for plain-http "
+            "development set cookie_secure=False (warned once per process)",
+            request.host_name,
+        )

@@ -68,6 +68,15 @@ class SessionSettings(BaseSettings):
         "Secure, `Path=/` and no Domain, so no subdomain can set or shadow the cookie "
         "(checked at construction); `__Secure-` requires cookie_secure.",
     )
+    cookie_host_prefix: bool = Field(
+        default=True,
+        description="Send the cookie as `__Host-<cookie_name>` when cookie_secure is on, "
+        "cookie_path is `/` and cookie_domain is unset (the defaults): browsers refuse that "
+        "name from a sibling subdomain, so none can plant or shadow the session cookie "
+        "(cookie tossing). Off, or with plain-HTTP development (cookie_secure off), a domain "
+        "or another path, the name is cookie_name as given. Turning it on or off changes the "
+        "name, so current sessions are not found once.",
+    )
     cookie_path: str = Field(
         default="/", description="Path attribute: the cookie is sent only to URLs under it."
     )
@@ -176,6 +185,22 @@ class SessionSettings(BaseSettings):
         description="How long a write waits for write_concern before it fails (wtimeout); "
         "keep it below socket_timeout_ms.",
     )
+
+    @property
+    def effective_cookie_name(self) -> str:
+        """The name the session cookie travels under: ``__Host-`` + ``cookie_name`` when
+        ``cookie_host_prefix`` holds and the browser's conditions for it (Secure, ``Path=/``,
+        no Domain) are met; ``cookie_name`` as given otherwise, and when it has a prefix."""
+        name = self.cookie_name
+        if (
+            self.cookie_host_prefix
+            and self.cookie_secure
+            and self.cookie_path == "/"
+            and not self.cookie_domain
+            and not name.startswith(("__Host-", "__Secure-"))
+        ):
+            return "__Host-" + name
+        return name
 
     @model_validator(mode="before")
     @classmethod

@@ -115,7 +115,8 @@ class CookieSessionStore:
         """Build a store from a Tornado application's settings.
 
         Reads ``cookie_secret`` (required) and ``key_version``, and the cookie name from
-        ``session_settings`` when present; ``kwargs`` go to the constructor. Raises
+        ``session_settings`` when present (its ``effective_cookie_name``: with the ``__Host-``
+        prefix when it applies); ``kwargs`` go to the constructor. Raises
         :class:`SessionConfigError` naming ``cookie_secret`` when it is missing.
         """
         secret = app_settings.get("cookie_secret")
@@ -126,7 +127,7 @@ class CookieSessionStore:
             )
         kwargs.setdefault("key_version", app_settings.get("key_version"))
         session_settings = app_settings.get("session_settings")
-        cookie_name = getattr(session_settings, "cookie_name", None)
+        cookie_name = getattr(session_settings, "effective_cookie_name", None)
         if isinstance(cookie_name, str):
             kwargs.setdefault("cookie_name", cookie_name)
         return cls(secret, **kwargs)
