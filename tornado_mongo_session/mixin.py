@@ -61,6 +61,12 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _traceback_of(exc: BaseException) -> BaseException | None:
+    # An unreachable store is one line per request: its store logs the cause's traceback once
+    # per outage (MongoSessionStore), not the same chained traceback on every request.
+    return None if isinstance(exc, SessionStoreUnavailable) else exc
+
+
 MAX_COOKIE_VALUES = 4
 """How many values of the session cookie's name one request may have tried (cookie tossing)."""
 
@@ -190,7 +196,7 @@ class SessionMixin(_Base):
                 # Deferred: a handler that never touches self.session still gets its answer.
                 status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
                 message = "session load failed (%d if the handler uses it): %s"
-                log.error(message, status, exc, exc_info=exc)
+                log.error(message, status, exc, exc_info=_traceback_of(exc))
                 self._session_load_error = (status, exc)
                 self._session_cookie_in = cookie
                 return
@@ -304,7 +310,7 @@ class SessionMixin(_Base):
 
     def _session_failure_response(self, exc: BaseException) -> None:
         status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
-        log.error("session save failed, answering %d: %s", status, exc, exc_info=exc)
+        log.error("session save failed, answering %d: %s", status, exc, exc_info=_traceback_of(exc))
         if self._headers_written:
             return
         # clear() resets the headers but not the cookies set so far, which Tornado keeps in its

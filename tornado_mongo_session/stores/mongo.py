@@ -39,6 +39,7 @@ from tornado_mongo_session.errors import (
     SessionStoreUnavailable,
 )
 from tornado_mongo_session.stores._document import DocumentStore, StoredSession
+from tornado_mongo_session.stores._outage import OutageGate
 from tornado_mongo_session.stores.base import SessionRecord
 
 if TYPE_CHECKING:
@@ -97,6 +98,12 @@ class MongoSessionStore(DocumentStore):
     ``timeoutMS``, which bounds it instead). A write that was sent but not confirmed within it
     raises :class:`SessionStoreUnavailable` saying that it may have been applied. ``w=0`` raises
     :class:`SessionConfigError`. ``store.collection`` is the pinned collection.
+
+    Outages: the first call that cannot reach the server (a connection failure, after the
+    driver's server-selection timeout) logs its traceback once and marks the server down; from
+    then on every call raises :class:`SessionStoreUnavailable` at once (a 503 within
+    milliseconds, one log line per request) while the store pings the server in the background,
+    and the first ping answered (within about a second of the server's return) ends the outage.
     """
 
     def __init__(
@@ -109,6 +116,7 @@ class MongoSessionStore(DocumentStore):
         self._client = client
         self._indexes_done = False
         self._indexes_lock: asyncio.Lock | None = None
+        self._outage = OutageGate(self._ping)
 
     @classmethod
     def from_settings(cls, settings: SessionSettings) -> MongoSessionStore:
@@ -137,7 +145,9 @@ class MongoSessionStore(DocumentStore):
         )
 
     async def close(self) -> None:
-        """Close the client this store created (from_settings); a no-op for a given collection."""
+        """Close the client this store created (from_settings; a given collection's client is
+        the caller's), and stop probing an unreachable server."""
+        self._outage.close()
         if self._client is not None:
             result = self._client.close()
             if asyncio.iscoroutine(result):
@@ -166,6 +176,7 @@ class MongoSessionStore(DocumentStore):
         async with self._indexes_lock:
             if self._indexes_done:
                 return
+            self._outage.check("createIndexes")
             try:
                 await self.collection.create_index(
                     "expires_at", expireAfterSeconds=0, name="expires_at_ttl"
@@ -182,6 +193,8 @@ class MongoSessionStore(DocumentStore):
                     exc.code,
                 )
             except _UNAVAILABLE as exc:
+                if isinstance(exc, ConnectionFailure):
+                    self._outage.tripped(exc)
                 raise SessionStoreUnavailable(f"session store unreachable: {exc}") from exc
             except PyMongoError as exc:
                 raise SessionStoreError(f"creating the TTL index failed: {exc}") from exc
@@ -225,7 +238,11 @@ class MongoSessionStore(DocumentStore):
         result = await self._call("update", lambda: self.collection.update_one(query, update))
         return bool(result.matched_count)
 
+    async def _ping(self) -> None:
+        await self.collection.database.command("ping")
+
     async def _call(self, what: str, operation: Callable[[], Awaitable[_T]]) -> _T:
+        self._outage.check(what)  # known down: fail now, not after the selection timeout
         try:
             return await operation()
         except WriteConcernError as exc:
@@ -235,6 +252,8 @@ class MongoSessionStore(DocumentStore):
                 f"{self.collection.write_concern.document}; the write may have been applied: {exc}"
             ) from exc
         except _UNAVAILABLE as exc:
+            if isinstance(exc, ConnectionFailure):
+                self._outage.tripped(exc)
             raise SessionStoreUnavailable(
                 f"session store unreachable during {what}: {exc}"
             ) from exc
