@@ -105,7 +105,8 @@ async def test_outage_fails_fast_logs_once_and_recovers(
             print(  # the figures for the report; never asserted exactly
                 f"\noutage [{driver}]: first 503 {tripping_s:.3f} s, next {len(fast)} 503s "
                 f"max {max(fast) * 1000:.1f} ms, mean {sum(fast) / len(fast) * 1000:.1f} ms; "
-                f"log records {len(ours)} ({len(with_traceback)} with traceback, {chunks} traceback chunks); "
+                f"log records {len(ours)} ({len(with_traceback)} with traceback, "
+                f"{chunks} traceback chunks); "
                 f"recovered {recovered_s:.2f} s after the server started"
             )
     finally:
