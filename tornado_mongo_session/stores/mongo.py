@@ -31,6 +31,7 @@ from pymongo.errors import (
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
+from tornado_mongo_session._bson import FERRETDB1_REFUSED, check_refused
 from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.errors import (
     SessionConfigError,
@@ -117,6 +118,9 @@ class MongoSessionStore(DocumentStore):
         self._indexes_done = False
         self._indexes_lock: asyncio.Lock | None = None
         self._outage = OutageGate(self._ping)
+        # What the server refuses to store, from its buildInfo: asked once, before the first
+        # write (None: not asked yet). () for MongoDB and FerretDB 2, which store every value.
+        self._refused: tuple[type, ...] | None = None
 
     @classmethod
     def from_settings(cls, settings: SessionSettings) -> MongoSessionStore:
@@ -217,6 +221,11 @@ class MongoSessionStore(DocumentStore):
         return None if doc is None else StoredSession.read(doc)
 
     async def _insert_document(self, doc: dict[str, Any]) -> None:
+        refused = self._refused
+        if refused is None:
+            refused = await self._detect_refused()
+        if refused:
+            check_refused(doc["data"], refused)
         await self.ensure_indexes()
         await self._call("insert", lambda: self.collection.insert_one(doc))
 
@@ -227,6 +236,11 @@ class MongoSessionStore(DocumentStore):
         fields: dict[str, Any],
         removed: list[str],
     ) -> bool:
+        refused = self._refused
+        if refused is None:
+            refused = await self._detect_refused()
+        if refused:
+            check_refused({k[5:]: v for k, v in fields.items() if k.startswith("data.")}, refused)
         query: dict[str, Any] = {"_id": session_id}
         if rotated_at is not None:
             query["rotated_at"] = rotated_at
@@ -237,6 +251,27 @@ class MongoSessionStore(DocumentStore):
             update["$unset"] = dict.fromkeys(removed, "")
         result = await self._call("update", lambda: self.collection.update_one(query, update))
         return bool(result.matched_count)
+
+    async def _detect_refused(self) -> tuple[type, ...]:
+        """The value types the server refuses (NaN is checked with them), from ``buildInfo``,
+        asked once per store. FerretDB 1.x drops the connection over them, failing other
+        users' requests too: those values are refused before they are sent (TypeError naming
+        the key). A server that will not say is taken to store everything, as MongoDB does."""
+        try:
+            info = await self._call(
+                "buildInfo", lambda: self.collection.database.command("buildInfo")
+            )
+        except SessionStoreUnavailable:
+            raise
+        except SessionStoreError:
+            info = {}
+        ferretdb = info.get("ferretdb")
+        version = info.get("ferretdbVersion") or (
+            ferretdb.get("version") if isinstance(ferretdb, dict) else None
+        )
+        old = isinstance(version, str) and version.lstrip("v").startswith("1.")
+        self._refused = FERRETDB1_REFUSED if old else ()
+        return self._refused
 
     async def _ping(self) -> None:
         await self.collection.database.command("ping")
