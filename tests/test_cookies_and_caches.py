@@ -6,9 +6,8 @@ documents."""
 from __future__ import annotations
 
 import json
-import logging
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -56,17 +55,6 @@ ROUTES = [
     ("/untouched", Untouched),
     ("/public-untouched", PublicUntouched),
 ]
-
-
-@pytest.fixture
-def records() -> Iterator[LogRecords]:
-    handler = LogRecords(logging.WARNING)
-    logger = logging.getLogger("tornado_mongo_session")
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
 
 
 @pytest.fixture
@@ -181,7 +169,7 @@ def test_effective_cookie_name(overrides: dict[str, Any], name: str) -> None:
 
 
 async def test_a_response_carrying_a_token_is_never_publicly_cacheable(
-    app: Server, records: LogRecords, monkeypatch: pytest.MonkeyPatch
+    app: Server, library_log: LogRecords, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(mixin_module, "_cache_warned", weakref.WeakSet())
     new = await app.fetch("/public-write?k=a&v=1")
@@ -189,7 +177,7 @@ async def test_a_response_carrying_a_token_is_never_publicly_cacheable(
     assert new.headers["Cache-Control"] == "private, max-age=300"
     again = await app.fetch("/public-write?k=a&v=2")
     assert again.headers["Cache-Control"] == "private, max-age=300"
-    warnings = [r for r in records.records if "Cache-Control" in r.getMessage()]
+    warnings = [r for r in library_log.records if "Cache-Control" in r.getMessage()]
     assert len(warnings) == 1  # once per handler class
     assert "PublicWrite" in warnings[0].getMessage()
 
@@ -235,7 +223,7 @@ async def test_untouched_handlers_get_no_vary_and_keep_their_headers(app: Server
 
 
 async def test_secure_cookie_over_plain_http_warns_once_per_process(
-    collection: Any, clock: Clock, records: LogRecords, monkeypatch: pytest.MonkeyPatch
+    collection: Any, clock: Clock, library_log: LogRecords, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(mixin_module, "_insecure_warned", False)
     store = MongoSessionStore(collection)
@@ -245,13 +233,13 @@ async def test_secure_cookie_over_plain_http_warns_once_per_process(
         # Loopback (development through 127.0.0.1 / localhost): no warning.
         await app.fetch("/write?k=a&v=1")
         await app.fetch("/write?k=a&v=1", headers={"Host": "localhost"})
-        assert not [r for r in records.records if "cookie_secure" in r.getMessage()]
+        assert not [r for r in library_log.records if "cookie_secure" in r.getMessage()]
         # A public host name over plain http: browsers drop the Secure cookie.
         for _ in range(3):
             response = await app.fetch("/write?k=a&v=1", headers={"Host": "shop.example.com"})
             assert response.code == 200
             assert response.cookie_value(HOST) is not None  # behaviour unchanged
-    warned = [r for r in records.records if "cookie_secure" in r.getMessage()]
+    warned = [r for r in library_log.records if "cookie_secure" in r.getMessage()]
     assert len(warned) == 1
     assert "xheaders" in warned[0].getMessage()
     assert "shop.example.com" in warned[0].getMessage()

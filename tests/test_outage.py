@@ -9,13 +9,10 @@ return. A private server (``private_server``) is stopped and started; the shared
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import traceback
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from handlers import Counter, Untouched
 from helpers import LogRecords, serve, session_settings
 from mongo_helpers import close_async_client, make_async_client
@@ -25,17 +22,6 @@ from tornado_mongo_session import MongoSessionStore
 SELECTION_MS = 2000  # the driver's server-selection timeout in this test
 
 
-@pytest.fixture
-def records() -> Iterator[LogRecords]:
-    handler = LogRecords(logging.INFO)
-    logger = logging.getLogger("tornado_mongo_session")
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-
-
 async def timed(coroutine: Any) -> tuple[Any, float]:
     start = time.monotonic()
     result = await coroutine
@@ -43,7 +29,7 @@ async def timed(coroutine: Any) -> tuple[Any, float]:
 
 
 async def test_outage_fails_fast_logs_once_and_recovers(
-    private_server: Any, driver: str, records: LogRecords
+    private_server: Any, driver: str, library_log: LogRecords
 ) -> None:
     client = make_async_client(driver, private_server.url, serverSelectionTimeoutMS=SELECTION_MS)
     store = MongoSessionStore(client.outage.sessions)
@@ -57,7 +43,7 @@ async def test_outage_fails_fast_logs_once_and_recovers(
             cookie = first.cookie_value()
             assert cookie is not None
             await asyncio.to_thread(private_server.stop)
-            records.records.clear()
+            library_log.records.clear()
 
             # The first request finds the server gone: it waits the selection timeout.
             tripping, tripping_s = await timed(app.fetch("/count", cookie=cookie))
@@ -73,7 +59,7 @@ async def test_outage_fails_fast_logs_once_and_recovers(
             assert (await app.fetch("/plain", cookie=cookie)).code == 200
 
             failed = 1 + len(fast)
-            ours = [r for r in records.records if r.name.startswith("tornado_mongo_session")]
+            ours = [r for r in library_log.records if r.name.startswith("tornado_mongo_session")]
             request_lines = [r for r in ours if r.name == "tornado_mongo_session"]
             store_lines = [r for r in ours if r.name == "tornado_mongo_session.mongo"]
             with_traceback = [r for r in ours if r.exc_info]
@@ -97,7 +83,7 @@ async def test_outage_fails_fast_logs_once_and_recovers(
             assert back.code == 200
             assert back.text == "2"  # the acknowledged write before the outage survived
             assert recovered_s < 10
-            back_lines = [r for r in records.records if "reachable again" in r.getMessage()]
+            back_lines = [r for r in library_log.records if "reachable again" in r.getMessage()]
             assert len(back_lines) == 1
             chunks = sum(
                 len(traceback.format_exception(r.exc_info[1])) for r in with_traceback if r.exc_info

@@ -10,7 +10,6 @@ written). MongoDB and FerretDB 2 store them, and the store sends them as they ar
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -56,17 +55,6 @@ def ferretdb1() -> Iterator[mongo_server.PrivateServer]:
 
 
 @pytest.fixture
-def records() -> Iterator[LogRecords]:
-    handler = LogRecords(logging.ERROR)
-    logger = logging.getLogger("tornado_mongo_session")
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-
-
-@pytest.fixture
 async def old_ferretdb_store(
     ferretdb1: mongo_server.PrivateServer, driver: str
 ) -> AsyncIterator[MongoSessionStore]:
@@ -78,7 +66,7 @@ async def old_ferretdb_store(
 
 
 async def test_refused_values_fail_only_their_own_request_on_ferretdb1(
-    old_ferretdb_store: MongoSessionStore, records: LogRecords
+    old_ferretdb_store: MongoSessionStore, library_log: LogRecords
 ) -> None:
     clock = Clock()
     async with session_app(old_ferretdb_store, clock, cookie_secure=False) as server:
@@ -103,7 +91,7 @@ async def test_refused_values_fail_only_their_own_request_on_ferretdb1(
         assert set(reads) == {200}  # nobody else's request failed
         assert writes == [(500, name) for name in SPECIAL]
         assert (await victim.get())["data"] == {"cart": [1, 2]}  # nothing written
-        messages = [r.getMessage() for r in records.records]
+        messages = [r.getMessage() for r in library_log.records]
         for name in SPECIAL:
             key = name.replace(" ", "_")
             assert any(f"session key '{key}'" in m for m in messages), (key, messages)

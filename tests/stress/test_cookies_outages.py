@@ -12,11 +12,9 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import statistics
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import mongo_server
@@ -34,17 +32,6 @@ CLIENTS = 20
 SELECTION_MS = 3000
 
 
-@pytest.fixture
-def records() -> Iterator[LogRecords]:
-    handler = LogRecords(logging.INFO)
-    logger = logging.getLogger("tornado_mongo_session")
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-
-
 async def new_sessions(app: Server, count: int) -> list[str]:
     cookies = []
     for _ in range(count):
@@ -54,7 +41,7 @@ async def new_sessions(app: Server, count: int) -> list[str]:
     return cookies
 
 
-async def test_outage_under_load(private_server: Any, records: LogRecords) -> None:
+async def test_outage_under_load(private_server: Any, library_log: LogRecords) -> None:
     client = make_async_client("pymongo", private_server.url, serverSelectionTimeoutMS=SELECTION_MS)
     store = MongoSessionStore(client.stress.sessions)
     try:
@@ -65,7 +52,7 @@ async def test_outage_under_load(private_server: Any, records: LogRecords) -> No
         ) as app:
             cookies = await new_sessions(app, CLIENTS)
             await asyncio.to_thread(private_server.stop)
-            records.records.clear()
+            library_log.records.clear()
             latencies: list[float] = []
             codes: list[int] = []
 
@@ -80,8 +67,8 @@ async def test_outage_under_load(private_server: Any, records: LogRecords) -> No
             for _ in range(waves):
                 await asyncio.gather(*(one(cookie) for cookie in cookies))
             known_down = sorted(latencies[CLIENTS:])
-            tracebacks = sum(1 for r in records.records if r.exc_info)
-            lines = len(records.records)
+            tracebacks = sum(1 for r in library_log.records if r.exc_info)
+            lines = len(library_log.records)
             await asyncio.to_thread(private_server.start)
             started = time.monotonic()
             for _ in range(400):
