@@ -86,7 +86,9 @@ class MongoSessionStore(DocumentStore):
 
     Round trips: a read is one ``find``; a save is one ``update`` (two when a concurrent request
     rotated first and the data must be written again without rotating); a new session is one
-    ``insert``. Indexes are made once, on the first insert, or by :meth:`ensure_indexes`.
+    ``insert``. Indexes are made once, on the first insert, or by :meth:`ensure_indexes`; the
+    server's ``buildInfo`` is read once, before the first write (to know which values it
+    refuses: see below).
 
     Replica sets and sharded clusters: the store uses ``collection.with_options(...)``, so it
     reads from the primary (not causal consistency: that would need the last write's cluster
@@ -105,6 +107,11 @@ class MongoSessionStore(DocumentStore):
     then on every call raises :class:`SessionStoreUnavailable` at once (a 503 within
     milliseconds, one log line per request) while the store pings the server in the background,
     and the first ping answered (within about a second of the server's return) ends the outage.
+
+    Values: on FerretDB 1.x, which drops the connection over NaN, MinKey, MaxKey, Code and
+    Decimal128 (failing other users' requests with it), those values and infinite floats are
+    refused before sending, a ``TypeError`` naming the session key. MongoDB and FerretDB 2 store
+    them; nothing is checked there.
     """
 
     def __init__(
