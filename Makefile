@@ -36,7 +36,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[motor,crypto,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[motor,crypto,metrics,dev]'
 	@touch $@
 
 # Prints the server URL as its last line (reuses a recorded server that still answers); the

@@ -14,9 +14,10 @@ the cookie store for cookie-store read. Untouched is a visitor without a cookie 
 never looks at the session (no store command). Each extra CPU is printed as a ratio of the bare
 handler's against its target (issue 10), met or missed.
 
-Usage: ``python bench/cpu.py [--requests 1000] [--repeats 10]``; prints the table, then one JSON
-object as its last line. Imported by bench/run.py's report; ``PYTHONPATH=DIR`` measures another
-copy of the library.
+Usage: ``python bench/cpu.py [--requests 1000] [--repeats 10] [--events]`` (``--events``: with
+one no-op ``session_events`` listener, to see what the event hooks cost); prints the table, then
+one JSON object as its last line. Imported by bench/run.py's report; ``PYTHONPATH=DIR`` measures
+another copy of the library.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def routes() -> list[Any]:
     ]
 
 
-async def measure(requests: int, repeats: int) -> dict[str, Any]:
+async def measure(requests: int, repeats: int, *, events: bool = False) -> dict[str, Any]:
     bench_app.STATS = bench_app.Stats(bench_app.CommandCounter())
     assert MemorySessionStore is not None
     common: dict[str, Any] = {
@@ -154,6 +155,8 @@ async def measure(requests: int, repeats: int) -> dict[str, Any]:
         "session_store": MemorySessionStore(max_sessions=100_000),
         "log_function": lambda handler: None,
     }
+    if events:  # one listener that does nothing: what the event hooks themselves cost
+        common["session_events"] = [lambda event: None]
     apps = {
         False: tornado.web.Application(routes(), session_rotator=NeverRotator(), **common),
         True: tornado.web.Application(
@@ -230,11 +233,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument(
+        "--events", action="store_true", help="register one no-op session_events listener"
+    )
     args = parser.parse_args()
     if MemorySessionStore is None:
         print(json.dumps({"pending": "MemorySessionStore is not in this tree"}))
         return
-    result = asyncio.run(measure(args.requests, args.repeats))
+    result = asyncio.run(measure(args.requests, args.repeats, events=args.events))
     print("\n".join(table(result)))
     print(json.dumps(result))
 

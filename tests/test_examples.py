@@ -198,7 +198,7 @@ async def test_readme_example_runs_as_written(readme_app: int, sync_db: Any) -> 
         server.client.close()
 
 
-@pytest.mark.parametrize("name", ["app", "json_api"])
+@pytest.mark.parametrize("name", ["app", "json_api", "metrics"])
 def test_examples_stop_quietly_on_ctrl_c(
     name: str, mongo_url: str, db_name: str, tmp_path: Path
 ) -> None:

@@ -141,3 +141,14 @@ def test_wheel_installs_into_a_fresh_venv_and_imports(dist: Path, tmp_path: Path
     assert version == dist_version == tornado_mongo_session.__version__
     assert license_expression == "Apache-2.0"
     assert Path(location) == Path(site)
+    # The wheel's console script (its [project.scripts] entry point) runs the command line.
+    script = subprocess.run(
+        [str(target / "bin" / "tornado-session"), "--version"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert script.returncode == 0, script.stderr
+    assert script.stdout.split()[-1] == tornado_mongo_session.__version__

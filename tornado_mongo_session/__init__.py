@@ -22,6 +22,7 @@ from tornado_mongo_session.errors import (
     SessionStoreUnavailable,
     SessionTooLarge,
 )
+from tornado_mongo_session.events import SessionEvent, SessionEventListener
 from tornado_mongo_session.mixin import SessionMixin
 from tornado_mongo_session.rotation import IntervalRotator, NeverRotator, TokenRotator
 from tornado_mongo_session.session import Session
@@ -52,6 +53,8 @@ __all__ = [
     "SessionConfigError",
     "SessionDataError",
     "SessionError",
+    "SessionEvent",
+    "SessionEventListener",
     "SessionMixin",
     "SessionRecord",
     "SessionSettings",

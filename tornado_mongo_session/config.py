@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.errors import SessionConfigError
+from tornado_mongo_session.events import EventHooks
 from tornado_mongo_session.policy import SaveRules
 from tornado_mongo_session.rotation import IntervalRotator, TokenRotator
 from tornado_mongo_session.settings import SessionSettings
@@ -32,7 +33,9 @@ class SessionConfig:
 
     Settings read: ``session_settings`` (a :class:`SessionSettings`; default: one read from the
     environment), ``session_rotator`` (a :class:`TokenRotator`; default: ``IntervalRotator``
-    from ``token_ttl`` and ``tokens_kept``), ``session_store`` and ``session_clock``. Raises
+    from ``token_ttl`` and ``tokens_kept``), ``session_store``, ``session_clock`` and
+    ``session_events`` (listeners of :class:`~tornado_mongo_session.events.SessionEvent`;
+    ``events`` is ``None`` without any, so the mixin skips them at no cost). Raises
     :class:`SessionConfigError` naming the setting that has the wrong type.
     """
 
@@ -52,6 +55,7 @@ class SessionConfig:
         if not callable(clock):
             raise SessionConfigError("Application setting 'session_clock' must be callable")
         self.clock: Callable[[], datetime] = clock
+        self.events = EventHooks.from_setting(app_settings.get("session_events"))
         self.rules = SaveRules.from_settings(settings)
         self.cookie_name = settings.effective_cookie_name
         self.cookie_attrs: dict[str, Any] = {

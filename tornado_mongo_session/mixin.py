@@ -34,7 +34,12 @@ from tornado_mongo_session.errors import (
 )
 from tornado_mongo_session.policy import SavePlan, plan_save
 from tornado_mongo_session.session import Session
-from tornado_mongo_session.stores.base import SessionRecord, SessionStore
+from tornado_mongo_session.stores.base import (
+    NewSession,
+    SaveResult,
+    SessionRecord,
+    SessionStore,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -103,8 +108,10 @@ class SessionMixin(_Base):
     Application settings it reads: ``session_store`` (required unless the handler class sets a
     ``session_store`` attribute), ``session_settings`` (a :class:`SessionSettings`; default: one
     read from the environment), ``session_rotator`` (a :class:`TokenRotator`; default:
-    ``IntervalRotator(token_ttl, tokens_kept)``) and ``session_clock`` (a callable returning an
-    aware UTC datetime; for tests).
+    ``IntervalRotator(token_ttl, tokens_kept)``), ``session_clock`` (a callable returning an
+    aware UTC datetime; for tests) and ``session_events`` (listeners called with a
+    :class:`~tornado_mongo_session.events.SessionEvent` per store call; see
+    docs/observability.md).
 
     A handler that overrides ``prepare`` must ``await super().prepare()`` first; one that
     overrides ``finish`` or ``on_finish`` must call the parent's. Set ``session_autoload =
@@ -189,9 +196,14 @@ class SessionMixin(_Base):
         # alone, since expiring the name could delete the client's own valid cookie.
         config = self._session_config
         now = config.clock()
+        events = config.events
         for cookie in cookies:
             try:
-                record = await store.load(cookie, now=now)
+                load = store.load(cookie, now=now)
+                if events is None:  # no listener: not even a timing is taken
+                    record = await load
+                else:
+                    record = await events.observe("load", load, _load_event)
             except SessionError as exc:
                 # Deferred: a handler that never touches self.session still gets its answer.
                 status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
@@ -294,8 +306,14 @@ class SessionMixin(_Base):
     async def _execute_plan(self, plan: SavePlan) -> None:
         """Send the plan's save (one store call) and retire the replaced session, if any."""
         store = self._session_store()
+        events = self._session_config.events
         if plan.save is not None:
-            result = await store.save(plan.save)
+            save = store.save(plan.save)
+            if events is None:
+                result = await save
+            else:
+                name = _new_event if isinstance(plan.save, NewSession) else _update_event
+                result = await events.observe("save", save, name)
             cookie = result.cookie_value or plan.resend_cookie
             if cookie is not None and not self._headers_written:
                 self._set_session_cookie(cookie, plan.expires_at, plan.now)
@@ -303,7 +321,8 @@ class SessionMixin(_Base):
                 self._session.saved(plan.save, result)
         # Insert first, delete second: a failure leaves the user in the old session, not none.
         if plan.retire is not None:
-            await store.delete(plan.retire)
+            delete = store.delete(plan.retire)
+            await (delete if events is None else events.observe("delete", delete, _revoke_event))
         if plan.clear_cookie and not self._headers_written:
             self.clear_cookie(self._session_config.cookie_name, **self._session_config.cookie_attrs)
             self._keep_from_shared_caches()
@@ -399,3 +418,22 @@ class SessionMixin(_Base):
             "development set cookie_secure=False (warned once per process)",
             request.host_name,
         )
+
+
+# What each store call's result is called as a SessionEvent (tornado_mongo_session.events).
+
+
+def _load_event(record: SessionRecord | None) -> str:
+    return "expired" if record is None else "loaded"
+
+
+def _new_event(_result: SaveResult) -> str:
+    return "created"
+
+
+def _update_event(result: SaveResult) -> str:
+    return "rotated" if result.rotated else "saved"
+
+
+def _revoke_event(_result: None) -> str:
+    return "revoked"

@@ -33,6 +33,7 @@ API_SECTIONS = {
     "rotation": "Token rotation",
     "stores": "Stores and their records",
     "errors": "Errors",
+    "events": "Events",
 }
 
 

@@ -2,7 +2,9 @@
 
 Works with a PyMongo ``AsyncCollection`` (the default driver) and with a Motor collection alike:
 it only awaits the collection methods both share (find_one, insert_one, update_one, delete_one,
-delete_many, create_index). It uses only what MongoDB >= 5.0 and FerretDB 1.24 both do.
+delete_many, create_index; for maintenance also count_documents, find and aggregate). Requests
+use only what MongoDB >= 5.0 and FerretDB 1.24 both do; :meth:`MongoSessionStore.stats` needs
+MongoDB >= 4.4 or FerretDB 2.
 
 Whatever the application's client says, the store reads from the primary and writes with its own
 write concern (``majority`` by default): see :class:`MongoSessionStore` and docs/deployment.md.
@@ -11,6 +13,7 @@ write concern (``majority`` by default): see :class:`MongoSessionStore` and docs
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -41,6 +44,7 @@ from tornado_mongo_session.errors import (
 )
 from tornado_mongo_session.stores._document import DocumentStore, StoredSession
 from tornado_mongo_session.stores._outage import OutageGate
+from tornado_mongo_session.stores._stats import SessionStats, read_stats, stats_pipeline
 from tornado_mongo_session.stores.base import SessionRecord
 
 if TYPE_CHECKING:
@@ -219,6 +223,49 @@ class MongoSessionStore(DocumentStore):
         )
         return int(result.deleted_count)
 
+    async def count_expired(self, *, now: datetime | None = None) -> int:
+        """How many stored sessions are dead at ``now`` (default: the current time)."""
+        deadline = now or utc_now()
+        return int(
+            await self._call(
+                "count", lambda: self.collection.count_documents({"expires_at": {"$lte": deadline}})
+            )
+        )
+
+    async def purge_expired_batch(self, *, now: datetime, limit: int) -> int:
+        """Delete at most ``limit`` sessions dead at ``now``; return how many were deleted.
+
+        Two commands (a ``find`` of ids, a ``delete`` of those still dead), so a purge of
+        millions can run in small steps beside the application's traffic: call it until it
+        returns 0, with the same ``now``.
+        """
+        dead = {"expires_at": {"$lte": now}}
+        found = await self._call(
+            "purge", lambda: self.collection.find(dead, {"_id": 1}, limit=limit).to_list(None)
+        )
+        if not found:
+            return 0
+        ids = [doc["_id"] for doc in found]
+        result = await self._call(
+            "purge", lambda: self.collection.delete_many({"_id": {"$in": ids}, **dead})
+        )
+        return int(result.deleted_count)
+
+    async def stats(self, *, now: datetime | None = None, limit: int | None = None) -> SessionStats:
+        """Live sessions, bound users, and their age and size distribution (see
+        :class:`~tornado_mongo_session.stores._stats.SessionStats`).
+
+        Two commands: a ``count`` of the live sessions and one ``aggregate`` that reads every
+        live session on the server (at most ``limit`` of them) and returns only the summary.
+        """
+        at = now or utc_now()
+        live = {"expires_at": {"$gt": at}}
+        count = await self._call("stats", lambda: self.collection.count_documents(live))
+        answer = await self._call(
+            "stats", lambda: _aggregate(self.collection, stats_pipeline(at, limit))
+        )
+        return read_stats(answer[0] if answer else {}, at=at, live=int(count))
+
     # -- internals ---------------------------------------------------------------------------
 
     async def _find(self, session_id: str) -> StoredSession | None:
@@ -305,3 +352,13 @@ class MongoSessionStore(DocumentStore):
             raise SessionStoreError(f"session id collision during {what}") from exc
         except PyMongoError as exc:
             raise SessionStoreError(f"session store failed during {what}: {exc}") from exc
+
+
+async def _aggregate(collection: Any, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every document ``pipeline`` yields: PyMongo's ``aggregate`` is a coroutine that gives a
+    cursor, Motor's gives the cursor at once."""
+    cursor = collection.aggregate(pipeline)
+    if inspect.isawaitable(cursor):
+        cursor = await cursor
+    found: list[dict[str, Any]] = await cursor.to_list(None)
+    return found
