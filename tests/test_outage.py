@@ -61,7 +61,7 @@ async def test_outage_fails_fast_logs_once_and_recovers(
             failed = 1 + len(fast)
             ours = [r for r in library_log.records if r.name.startswith("tornado_mongo_session")]
             request_lines = [r for r in ours if r.name == "tornado_mongo_session"]
-            store_lines = [r for r in ours if r.name == "tornado_mongo_session.mongo"]
+            store_lines = [r for r in ours if r.name == "tornado_mongo_session.outage"]
             with_traceback = [r for r in ours if r.exc_info]
             # One line per request whose load or save failed (the /plain request's load too,
             # although its handler answered 200), one from the store when it went down.

@@ -19,7 +19,7 @@ from tornado_mongo_session.errors import SessionStoreUnavailable
 
 __all__ = ["OutageGate"]
 
-log = logging.getLogger("tornado_mongo_session.mongo")
+log = logging.getLogger("tornado_mongo_session.outage")
 
 _PROBE_PAUSE = 0.05  # seconds between a failed probe and the next: probes already wait
 
