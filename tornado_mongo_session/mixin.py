@@ -192,8 +192,9 @@ class SessionMixin(_Base):
 
     async def _load_session(self, store: SessionStore, cookies: list[str]) -> None:
         # Several values of the name (a sibling subdomain planted one: cookie tossing): each is
-        # tried, the first that opens a session wins, and when none does the cookie is left
-        # alone, since expiring the name could delete the client's own valid cookie.
+        # tried, the first that opens a session wins, and when several were sent and none
+        # opens, the cookie is left alone: expiring the name could delete the client's own
+        # valid cookie (a single stale value is still expired, as before).
         config = self._session_config
         now = config.clock()
         events = config.events
