@@ -84,8 +84,8 @@ def hand_over(key: Any, value: Any = None) -> str:
 
 def canonical(value: Any) -> Any:
     """A value as canonical extended JSON, parsed: tells int32/int64/double apart, NaN == NaN."""
-    # json, not json_util: json_util.loads turns {"$numberDouble": "NaN"} back into a float
-    # NaN (its object_pairs_hook wins over object_hook), and NaN != NaN.
+    # json, not json_util.loads: that decodes {"$numberDouble": "NaN"} back to a float NaN,
+    # which equals nothing (its object_hook is overridden by its own object_pairs_hook).
     return json.loads(json_util.dumps({"v": value}, json_options=CANONICAL))["v"]
 
 

@@ -34,6 +34,8 @@ from tornado_mongo_session.stores.base import (
     SessionRecord,
     SessionStore,
     SessionUpdate,
+    UserSession,
+    UserSessionStore,
 )
 from tornado_mongo_session.stores.cookie import CookieSessionStore
 from tornado_mongo_session.stores.memory import MemorySessionStore
@@ -65,6 +67,8 @@ __all__ = [
     "SessionUpdate",
     "TieredSessionStore",
     "TokenRotator",
+    "UserSession",
+    "UserSessionStore",
 ]
 
 __version__ = "0.1.0"

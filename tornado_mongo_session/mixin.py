@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import tornado.iostream
 import tornado.web
+import tornado.websocket
 from tornado.httputil import parse_cookie
 
 from tornado_mongo_session._tasks import in_background, start
@@ -116,6 +117,17 @@ class SessionMixin(_Base):
     A handler that overrides ``prepare`` must ``await super().prepare()`` first; one that
     overrides ``finish`` or ``on_finish`` must call the parent's. Set ``session_autoload =
     False`` on a handler class to skip loading the session for it (zero store commands).
+
+    Users (docs/integration.md): ``self.session.bind_user(user_id)`` at login; then
+    ``self.current_user`` is the session's ``user_id`` (no query: it is in the document the
+    request loaded), or what an overridden :meth:`load_current_user` returns for it, awaited in
+    ``prepare``; so ``@tornado.web.authenticated`` redirects to ``login_url`` when nobody is
+    bound.
+
+    On a ``tornado.websocket.WebSocketHandler`` the session is loaded during the handshake and
+    readable in ``open()`` and ``on_message()``; nothing is saved and no cookie is set
+    automatically (the handshake response carries none): save changes with
+    :meth:`save_session`, re-check a long-lived connection with :meth:`session_still_valid`.
     """
 
     session_store: SessionStore | None = None
@@ -186,6 +198,9 @@ class SessionMixin(_Base):
             cookies = cookie_values(header, config.cookie_name) if header else None
             if cookies:
                 await self._load_session(store, cookies)
+                record = self._session_record
+                if record is not None and record.user_id is not None and self._loads_user():
+                    self.current_user = await self.load_current_user(record.user_id)
         parent = super().prepare()
         if parent is not None:
             await parent
@@ -220,6 +235,104 @@ class SessionMixin(_Base):
         if len(cookies) == 1:
             self._session_cookie_in = cookies[0]
 
+    # -- users -------------------------------------------------------------------------------
+
+    async def load_current_user(self, user_id: str) -> Any:
+        """Override to turn the session's user id into ``current_user`` (a database lookup,
+        say); ``prepare`` awaits it once per request whose session has a user bound, after the
+        session is loaded. Return ``None`` for a user who no longer exists: then
+        ``@authenticated`` sends the request to ``login_url``. Not overridden, nothing is
+        awaited and ``current_user`` is the user id itself.
+        """
+        return user_id
+
+    def _loads_user(self) -> bool:
+        return type(self).load_current_user is not SessionMixin.load_current_user
+
+    def get_current_user(self) -> Any:
+        """What a ``get_current_user`` further along the bases returns (an application's own,
+        from a signed cookie, say), else the user id bound to the session (``None`` when
+        nobody is, and when the store could not be reached). Costs no query."""
+        user = super().get_current_user()
+        if user is not None:
+            return user
+        # Not self.session: Tornado reads current_user for every render(), and a page that
+        # never uses the session must not build one, nor fail while the store is unreachable
+        # (then nobody is signed in: @authenticated redirects to the login page).
+        record = self._session_record
+        if record is not None and self._session is None:
+            return record.user_id
+        if self._session is None and (
+            self._session_cookie_in is None or self._session_load_error is not None
+        ):
+            return None
+        # The session, built if need be: a cookie that opened nothing is then cleared.
+        return self.session.user_id
+
+    # -- WebSocket handlers (or any handler that saves before it finishes) -------------------
+
+    async def save_session(self) -> None:
+        """Save the session's changes now, without a cookie: what a WebSocket handler calls
+        after changing ``self.session`` in ``open()`` or ``on_message()``.
+
+        One store update (also pushing the idle deadline forward when ``touch_interval`` has
+        passed, so calling it keeps a long connection's session alive); nothing when nothing
+        is due. Never rotates the token. Raises :class:`SessionDataError` for what can only
+        travel in a cookie: a new session (the request came without one), one regenerated,
+        invalidated or bound to a user here, or a session held in the cookie itself; and what
+        the store raises (:class:`SessionStoreUnavailable`, …).
+        """
+        session, record = self._session, self._session_record
+        if session is None or (
+            record is None and session.is_new and not len(session) and session.user_id is None
+        ):
+            return  # nothing was ever stored, and nothing is to be
+        if session.is_new or record is None or record.in_cookie:
+            raise SessionDataError(
+                "this session can only be saved with a response that sets its cookie (a new, "
+                "regenerated, invalidated, user-bound or cookie-held session): not over a "
+                "WebSocket; do that in an HTTP request"
+            )
+        config = self._session_config
+        now = config.clock()
+        plan = plan_save(
+            loaded=record,
+            session=session,
+            cookie_in=None,
+            now=now,
+            rotator=config.rotator,
+            rules=config.rules,
+            headers_open=False,
+        )
+        if plan is None or plan.save is None:
+            return
+        save = self._session_store().save(plan.save)
+        events = config.events
+        if events is None:
+            result = await save
+        else:  # a "saved" event (never "rotated": no rotation over a socket)
+            result = await events.observe("save", save, _update_event)
+        session.saved(plan.save, result)
+        record.accessed_at, record.expires_at = now, plan.save.expires_at
+
+    async def session_still_valid(self) -> bool:
+        """Tell whether the session this request opened still exists: not revoked, logged out
+        elsewhere or expired. One find (none for a cookie-held session, whose expiry is all
+        there is to check); ``False`` when the request opened no session.
+
+        For long-lived WebSocket connections: call it when it matters (before a sensitive
+        message, or every few minutes), not per message. The token is not checked: HTTP
+        requests of the same browser may have rotated it since the handshake.
+        """
+        record = self._session_record
+        if record is None:
+            return False
+        now = self._session_config.clock()
+        alive = getattr(self._session_store(), "session_alive", None)
+        if alive is None or record.in_cookie:
+            return record.expires_at > now
+        return bool(await alive(record.id, now=now))
+
     # -- saving ------------------------------------------------------------------------------
 
     def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> asyncio.Future[None]:
@@ -241,7 +354,12 @@ class SessionMixin(_Base):
         untouched = self._session is None and self._session_record is None
         if self._session is not None and not self._headers_written:
             self._vary_on_cookie()
-        if not untouched and not self._finished and self.get_status() < 500:
+        if (
+            not untouched
+            and not self._finished
+            and self.get_status() < 500
+            and not isinstance(self, tornado.websocket.WebSocketHandler)  # no cookie over a socket
+        ):
             try:
                 plan = self._session_plan()
             except (SessionDataError, TypeError, ValueError) as exc:
@@ -272,6 +390,13 @@ class SessionMixin(_Base):
 
     def _session_plan(self) -> SavePlan | None:
         config = self._session_config
+        session = self._session
+        if session is not None and session.user_bound and config.settings.remember_device:
+            user_agent = self.request.headers.get("User-Agent")
+            session.record_device(
+                self.request.remote_ip[:64] if self.request.remote_ip else None,
+                user_agent[:256] if user_agent else None,
+            )
         plan = plan_save(
             loaded=self._session_record,
             session=self._session,

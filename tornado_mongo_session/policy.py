@@ -106,8 +106,9 @@ def plan_save(
 
 
 def should_store_new(session: Session, headers_open: bool) -> bool:
-    """A new session is stored once it holds data, and only while its cookie can be set."""
-    return headers_open and len(session) > 0
+    """A new session is stored once it holds data or a user, and only while its cookie can be
+    set."""
+    return headers_open and (len(session) > 0 or session.user_id is not None)
 
 
 def should_clear_cookie(cookie_in: str | None, headers_open: bool) -> bool:
@@ -181,9 +182,13 @@ def _plan_new(
             expires_at=rules.deadline(now, now),
             session_id=session.id,
             promote=session.regenerated,
+            user_id=session.user_id,
+            ip=session.ip,
+            user_agent=session.user_agent,
         )
         return SavePlan(now=now, save=new, retire=retire, before_response=True)
-    unsaved = len(session) > 0  # the cookie could not be set: the data has nowhere to go
+    # The cookie could not be set: the data (or the user) has nowhere to go.
+    unsaved = len(session) > 0 or session.user_id is not None
     clear = should_clear_cookie(cookie_in, headers_open)
     if retire is None and not clear and not unsaved:
         return None

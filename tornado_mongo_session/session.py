@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from bson import ObjectId
 
 from tornado_mongo_session._bson import copy_value, encode
-from tornado_mongo_session.tokens import new_session_id
+from tornado_mongo_session.tokens import new_session_id, session_handle
 
 if TYPE_CHECKING:
     from tornado_mongo_session.stores import base
@@ -96,7 +96,9 @@ class Session(MutableMapping[str, Any]):
 
     Attributes a handler may read: ``id`` (the session id, never sent alone to the client),
     ``is_new`` (not yet stored), ``created_at``, ``rotated_at`` (when the current token was
-    issued), ``accessed_at`` and ``expires_at`` (``None`` until stored).
+    issued), ``accessed_at`` and ``expires_at`` (``None`` until stored), ``user_id`` (the user
+    bound by :meth:`bind_user`, or ``None``), ``ip`` and ``user_agent`` (the client's when the
+    user was bound, if recorded) and :attr:`handle`.
     """
 
     # How changes are found without encoding what the handler never touched: a value can only
@@ -106,6 +108,7 @@ class Session(MutableMapping[str, Any]):
     # handed out are not recorded: they can only change by assignment. A loaded value may be
     # shared with the store (MemorySessionStore): it is never changed in place, only copied.
     __slots__ = (
+        "_bound",
         "_data",
         "_encoded",
         "_invalidated",
@@ -116,8 +119,11 @@ class Session(MutableMapping[str, Any]):
         "created_at",
         "expires_at",
         "id",
+        "ip",
         "is_new",
         "rotated_at",
+        "user_agent",
+        "user_id",
     )
 
     def __init__(
@@ -132,6 +138,10 @@ class Session(MutableMapping[str, Any]):
         expires_at: datetime | None = None,
     ) -> None:
         self.id: str = session_id or new_session_id()
+        self.user_id: str | None = None
+        self.ip: str | None = None
+        self.user_agent: str | None = None
+        self._bound = False
         self.is_new = is_new
         self.created_at = created_at
         self.rotated_at = rotated_at
@@ -147,7 +157,7 @@ class Session(MutableMapping[str, Any]):
     @classmethod
     def from_record(cls, record: base.SessionRecord) -> Session:
         """The session a store loaded."""
-        return cls(
+        session = cls(
             record.data,
             session_id=record.id,
             is_new=False,
@@ -156,6 +166,13 @@ class Session(MutableMapping[str, Any]):
             accessed_at=record.accessed_at,
             expires_at=record.expires_at,
         )
+        if record.user_id is not None:
+            session.user_id, session.ip, session.user_agent = (
+                record.user_id,
+                record.ip,
+                record.user_agent,
+            )
+        return session
 
     def __getitem__(self, key: str) -> Any:
         value = self._data[key]
@@ -205,10 +222,48 @@ class Session(MutableMapping[str, Any]):
 
     def invalidate(self) -> None:
         """Empty the session and end it: the stored record is deleted, the cookie expired. Data
-        written after this call starts a fresh session with a new id."""
+        written after this call starts a fresh, anonymous session with a new id."""
         self._renew()
         self._data.clear()
         self._invalidated = True
+        self.user_id = self.ip = self.user_agent = None
+
+    def bind_user(self, user_id: str | None) -> None:
+        """Bind the session to ``user_id`` at login (``None``: unbind); it implies
+        :meth:`regenerate`.
+
+        The id is stored in the session document (indexed), so ``current_user`` costs no
+        query and a store with the capability can list and revoke the user's sessions; the
+        mixin records the client's IP and User-Agent with it (setting ``remember_device``).
+        Raises ``TypeError`` for an id that is not a non-empty ``str`` of at most 1024
+        characters.
+        """
+        if user_id is not None and (
+            not isinstance(user_id, str) or not user_id or len(user_id) > 1024
+        ):
+            raise TypeError(
+                f"bind_user() takes a non-empty str of at most 1024 characters or None, "
+                f"not {type(user_id).__name__} {str(user_id)[:40]!r}"
+            )
+        self.regenerate()
+        self.user_id = user_id
+        self.ip = self.user_agent = None
+        self._bound = user_id is not None
+
+    @property
+    def user_bound(self) -> bool:
+        """True once :meth:`bind_user` bound a user in this request (until it is saved)."""
+        return self._bound
+
+    def record_device(self, ip: str | None, user_agent: str | None) -> None:
+        """Keep the client's IP and User-Agent with the user just bound (the mixin calls it)."""
+        self.ip, self.user_agent = ip, user_agent
+
+    @property
+    def handle(self) -> str:
+        """The session's handle, as :meth:`UserSessionStore.list_user_sessions` shows it: pass
+        it as ``current`` to mark this session, as ``keep`` to log out everywhere else."""
+        return session_handle(self.id)
 
     def _renew(self) -> None:
         """Become a new session under a new id, remembering the stored id to retire."""
@@ -281,3 +336,4 @@ class Session(MutableMapping[str, Any]):
         self._stored, self._encoded = dict(self._encoded or {}), None
         self.is_new = False
         self._replaced_id = None
+        self._bound = False

@@ -158,6 +158,12 @@ class SessionSettings(BaseSettings):
         description="Limit on the encoded (BSON) size of a session's data. A save over it fails "
         "(500) and writes nothing: it bounds what a client can make the server store.",
     )
+    remember_device: bool = Field(
+        default=True,
+        description="Keep the client's IP address and User-Agent (truncated to 64 and 256 "
+        "characters) with a session when `session.bind_user()` binds a user, so that a "
+        '"your devices" page can tell the user\'s sessions apart. False: neither is stored.',
+    )
 
     server_selection_timeout_ms: int = Field(
         default=5000,

@@ -9,6 +9,8 @@ from tornado_mongo_session.stores.base import (
     SessionRecord,
     SessionStore,
     SessionUpdate,
+    UserSession,
+    UserSessionStore,
 )
 from tornado_mongo_session.stores.cookie import CookieSessionStore
 from tornado_mongo_session.stores.memory import MemorySessionStore
@@ -26,4 +28,6 @@ __all__ = [
     "SessionStore",
     "SessionUpdate",
     "TieredSessionStore",
+    "UserSession",
+    "UserSessionStore",
 ]

@@ -14,10 +14,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tornado_mongo_session.clock import as_utc
+from tornado_mongo_session.clock import as_utc, utc_now
 from tornado_mongo_session.stores._locks import KeyedLocks
-from tornado_mongo_session.stores.base import NewSession, SaveResult, SessionRecord, SessionUpdate
-from tornado_mongo_session.tokens import encode_cookie, hash_token, parse_cookie, token_matches
+from tornado_mongo_session.stores.base import (
+    NewSession,
+    SaveResult,
+    SessionRecord,
+    SessionUpdate,
+    UserSession,
+)
+from tornado_mongo_session.tokens import (
+    encode_cookie,
+    hash_token,
+    parse_cookie,
+    session_handle,
+    token_matches,
+)
 
 __all__ = ["DocumentStore", "StoredSession"]
 
@@ -34,13 +46,17 @@ class StoredSession:
     rotated_at: datetime
     expires_at: datetime
     data: dict[str, Any]
+    user_id: str | None = None
+    handle: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
 
     @classmethod
     def read(cls, doc: Mapping[str, Any]) -> StoredSession | None:
         """The session a document holds; ``None``, and a warning, for a malformed one."""
         try:
             tokens = doc["tokens"]
-            return cls(
+            found = cls(
                 tokens=tokens if isinstance(tokens, list) else [],
                 created_at=as_utc(doc["created_at"]),
                 accessed_at=as_utc(doc["accessed_at"]),
@@ -48,6 +64,13 @@ class StoredSession:
                 expires_at=as_utc(doc["expires_at"]),
                 data=dict(doc.get("data") or {}),
             )
+            user_id = doc.get("user_id")
+            if user_id is not None:  # only bound sessions pay for the fields of a device
+                found.user_id = str(user_id)
+                found.handle = doc.get("handle")
+                found.ip = doc.get("ip")
+                found.user_agent = doc.get("ua")
+            return found
         except (KeyError, TypeError, AttributeError, ValueError):
             log.warning("session document …%s is malformed; treated as absent", doc["_id"][-4:])
             return None
@@ -57,8 +80,13 @@ class DocumentStore(abc.ABC):
     """A store of ``{_id, tokens, created_at, accessed_at, rotated_at, expires_at, data}``.
 
     Subclasses provide three primitives: find a live document, insert one, and update one with
-    an optional compare-and-set on ``rotated_at``. Writes to one session are serialized within
+    an optional compare-and-set on ``rotated_at``; and two for the sessions bound to a user
+    (:meth:`_bound_sessions`, :meth:`_delete_bound`). Writes to one session are serialized within
     the process (see :class:`~tornado_mongo_session.stores._locks.KeyedLocks`).
+
+    A session bound to a user (``Session.bind_user``) also holds ``user_id``, ``handle`` (see
+    :func:`~tornado_mongo_session.tokens.session_handle`) and, when recorded, ``ip`` and ``ua``
+    (the client's at login); an anonymous session holds none of them.
     """
 
     def __init__(self) -> None:
@@ -85,6 +113,21 @@ class DocumentStore(abc.ABC):
         """``$set`` fields and ``$unset`` removed (dotted paths) on the document of
         ``session_id`` (and ``rotated_at``, when given); True if a document matched."""
 
+    @abc.abstractmethod
+    async def _bound_sessions(self, user_id: str, now: datetime) -> list[StoredSession]:
+        """The sessions bound to ``user_id`` that are live at ``now`` (one query)."""
+
+    @abc.abstractmethod
+    async def _delete_bound(
+        self, *, user_id: str | None, handle: str | None, keep: str | None
+    ) -> int:
+        """Delete the bound sessions matching ``user_id`` and ``handle`` (each when given),
+        except the one whose handle is ``keep``; return how many (one delete)."""
+
+    def _now(self) -> datetime:
+        """The default ``now`` of :meth:`list_user_sessions`."""
+        return utc_now()
+
     # -- the SessionStore protocol -----------------------------------------------------------
 
     async def load(self, cookie_value: str, *, now: datetime) -> SessionRecord | None:
@@ -97,7 +140,7 @@ class DocumentStore(abc.ABC):
         # one every server answers from its index (FerretDB scans the collection otherwise).
         if found is None or found.expires_at <= now or not token_matches(token, found.tokens):
             return None
-        return SessionRecord(
+        record = SessionRecord(
             id=session_id,
             data=dict(found.data),
             created_at=found.created_at,
@@ -107,6 +150,10 @@ class DocumentStore(abc.ABC):
             token=token,
             token_hashes=list(found.tokens),
         )
+        if found.user_id is not None:  # only a bound session pays for its user's fields
+            record.user_id, record.ip = found.user_id, found.ip
+            record.user_agent = found.user_agent
+        return record
 
     async def save(self, request: NewSession | SessionUpdate) -> SaveResult:
         if isinstance(request, NewSession):
@@ -114,20 +161,69 @@ class DocumentStore(abc.ABC):
         async with self._writing.hold(request.session_id):
             return await self._update(request)
 
+    async def session_alive(self, session_id: str, *, now: datetime) -> bool:
+        """Tell whether the session ``session_id`` is still stored and live at ``now`` (one
+        find): not revoked, not logged out, not expired. Its tokens are not checked."""
+        found = await self._find(session_id)
+        return found is not None and found.expires_at > now
+
+    # -- the sessions of a user (UserSessionStore) -------------------------------------------
+
+    async def list_user_sessions(
+        self, user_id: str, *, current: str | None = None, now: datetime | None = None
+    ) -> list[UserSession]:
+        """The live sessions bound to ``user_id``, newest login first (one query); the one whose
+        handle is ``current`` is marked. ``now`` defaults to the store's clock."""
+        found = await self._bound_sessions(_user(user_id), now or self._now())
+        sessions = [
+            UserSession(
+                handle=stored.handle,
+                created_at=stored.created_at,
+                accessed_at=stored.accessed_at,
+                ip=stored.ip,
+                user_agent=stored.user_agent,
+                current=stored.handle == current,
+            )
+            for stored in found
+            if stored.handle is not None
+        ]
+        sessions.sort(key=lambda session: session.created_at, reverse=True)
+        return sessions
+
+    async def revoke_session(self, handle: str, *, user_id: str | None = None) -> bool:
+        """Delete the session ``handle`` names (of ``user_id`` only, when given); True if one
+        was deleted. One delete. A handle from a request must come with the signed-in user's
+        id: then another user's handle revokes nothing."""
+        if not isinstance(handle, str):
+            raise TypeError(f"handle must be a str, not {type(handle).__name__}")
+        owner = None if user_id is None else _user(user_id)
+        return await self._delete_bound(user_id=owner, handle=handle, keep=None) > 0
+
+    async def revoke_user(self, user_id: str, *, keep: str | None = None) -> int:
+        """Delete every session bound to ``user_id`` but the one whose handle is ``keep``;
+        return how many. One delete."""
+        return await self._delete_bound(user_id=_user(user_id), handle=None, keep=keep)
+
     # -- the steps ---------------------------------------------------------------------------
 
     async def _insert(self, new: NewSession) -> SaveResult:
-        await self._insert_document(
-            {
-                "_id": new.session_id,
-                "tokens": [hash_token(new.token)],
-                "created_at": new.created_at,
-                "accessed_at": new.now,
-                "rotated_at": new.now,
-                "expires_at": new.expires_at,
-                "data": dict(new.data),
-            }
-        )
+        doc: dict[str, Any] = {
+            "_id": new.session_id,
+            "tokens": [hash_token(new.token)],
+            "created_at": new.created_at,
+            "accessed_at": new.now,
+            "rotated_at": new.now,
+            "expires_at": new.expires_at,
+            "data": dict(new.data),
+        }
+        if new.user_id is not None:
+            doc["user_id"] = new.user_id
+            doc["handle"] = session_handle(new.session_id)
+            if new.ip is not None:
+                doc["ip"] = new.ip
+            if new.user_agent is not None:
+                doc["ua"] = new.user_agent
+        await self._insert_document(doc)
         cookie = encode_cookie(new.session_id, new.token)
         return SaveResult(session_id=new.session_id, cookie_value=cookie, rotated=True)
 
@@ -158,3 +254,10 @@ class DocumentStore(abc.ABC):
         if update.changed or update.removed:
             await self._update_document(loaded.id, None, fields, removed)
         return unrotated
+
+
+def _user(user_id: object) -> str:
+    """``user_id`` checked: a non-empty str (a query for another type would match nothing)."""
+    if not isinstance(user_id, str) or not user_id:
+        raise TypeError(f"user_id must be a non-empty str, not {user_id!r}")
+    return user_id

@@ -48,7 +48,7 @@ class _Held(StoredSession):
     ``size`` bounds the data's BSON size from above, exactly once near MongoDB's limit, so a
     save need not encode what it does not change."""
 
-    size: int
+    size: int = 0
 
 
 class MemorySessionStore(DocumentStore):
@@ -58,7 +58,7 @@ class MemorySessionStore(DocumentStore):
     (loads and saves count as use). ``clock`` is the default ``now`` of :meth:`purge_expired`.
 
     Round trips: none; every operation is a few dictionary operations, and a save a BSON encode
-    and decode of what it writes.
+    and decode of what it writes. Listing and revoking a user's sessions scan the map.
     """
 
     waits_for_io = False
@@ -107,6 +107,30 @@ class MemorySessionStore(DocumentStore):
 
     # -- DocumentStore's primitives, on a dict -------------------------------------------------
 
+    def _now(self) -> datetime:
+        return self._clock()
+
+    async def _bound_sessions(self, user_id: str, now: datetime) -> list[StoredSession]:
+        return [
+            held
+            for held in self._records.values()
+            if held.user_id == user_id and held.expires_at > now
+        ]
+
+    async def _delete_bound(
+        self, *, user_id: str | None, handle: str | None, keep: str | None
+    ) -> int:
+        doomed = [
+            session_id
+            for session_id, held in self._records.items()
+            if held.handle is not None
+            and (user_id is None or held.user_id == user_id)
+            and (held.handle == handle if handle is not None else held.handle != keep)
+        ]
+        for session_id in doomed:
+            del self._records[session_id]
+        return len(doomed)
+
     async def _find(self, session_id: str) -> StoredSession | None:
         held = self._records.get(session_id)
         if held is not None:
@@ -117,9 +141,19 @@ class MemorySessionStore(DocumentStore):
         session_id = doc["_id"]
         if session_id in self._records:
             raise SessionStoreError("session id collision during insert")
-        fields = {name: _stored_time(doc[name]) for name in _TIMES}
         raw = encode_for_store(doc["data"], what="insert")
-        held = _Held(tokens=tuple(doc["tokens"]), data=decode(raw), size=len(raw), **fields)
+        held = _Held(
+            tokens=tuple(doc["tokens"]),
+            created_at=_stored_time(doc["created_at"]),
+            accessed_at=_stored_time(doc["accessed_at"]),
+            rotated_at=_stored_time(doc["rotated_at"]),
+            expires_at=_stored_time(doc["expires_at"]),
+            data=decode(raw),
+            size=len(raw),
+        )
+        if "user_id" in doc:
+            held.user_id, held.handle = doc["user_id"], doc["handle"]
+            held.ip, held.user_agent = doc.get("ip"), doc.get("ua")
         if held.size >= _NEAR_LIMIT:
             _check_size(_document(session_id, held, data={}), held.size, "insert")
         self._records[session_id] = held
@@ -163,7 +197,7 @@ class MemorySessionStore(DocumentStore):
 
 def _document(session_id: str, held: _Held, data: dict[str, Any] | None = None) -> dict[str, Any]:
     """The document as MongoDB would return it (with ``data`` in place of the data, if given)."""
-    return {
+    doc = {
         "_id": session_id,
         "tokens": list(held.tokens),
         "created_at": held.created_at,
@@ -172,6 +206,12 @@ def _document(session_id: str, held: _Held, data: dict[str, Any] | None = None) 
         "expires_at": held.expires_at,
         "data": held.data if data is None else data,
     }
+    if held.user_id is not None:
+        doc.update(user_id=held.user_id, handle=held.handle)
+        for name, value in (("ip", held.ip), ("ua", held.user_agent)):
+            if value is not None:
+                doc[name] = value
+    return doc
 
 
 def _apply(held: _Held, changed: dict[str, Any], removed: list[str]) -> tuple[dict[str, Any], int]:
