@@ -8,10 +8,10 @@ several Tornado processes or hosts do in production::
 
 It listens on a free 127.0.0.1 port, prints ``port <n>`` on stdout, and serves until SIGTERM.
 Routes: the stress tests' ``POST /w?k=&v=`` (sets one key, answers ``{id, loaded}``) and
-``GET /r`` (answers ``{id, loaded, data}``); ``POST /login?user=`` binds a user (answers
-``ok``), ``GET /devices?user=`` lists the user's session handles and ``POST
-/revoke?user=[&keep=]`` revokes them (answers ``{revoked}``), through this process's store;
-``POST /clock?at=<epoch seconds>`` freezes its
+``GET /r`` (answers ``{id, loaded, data}``); ``POST /login`` (``regenerate()``, answers the new
+id; with ``?user=`` it binds that user instead and answers ``ok``), ``GET /devices?user=`` lists
+the user's session handles and ``POST /revoke?user=[&keep=]`` revokes them (answers
+``{revoked}``), through this process's store; ``POST /clock?at=<epoch seconds>`` freezes its
 ``session_clock`` there (``/clock`` without ``at``: the real clock again), so that several
 processes can agree that a token has aged without sleeping. The rotator is the default one
 (``IntervalRotator``).
@@ -29,9 +29,10 @@ import pymongo
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
+from handlers import Login as Regenerate
 from stress.stress_support import ROUTES  # tests/ is sys.path[0]: this script's folder
 
-from tornado_mongo_session import MongoSessionStore, SessionMixin, SessionSettings
+from tornado_mongo_session import MongoSessionStore, SessionSettings
 
 
 class SettableClock:
@@ -52,9 +53,16 @@ class Clock(tornado.web.RequestHandler):
         self.write({"frozen": at})
 
 
-class Login(SessionMixin, tornado.web.RequestHandler):
-    def post(self) -> None:
-        self.session.bind_user(self.get_argument("user"))
+class Login(Regenerate):
+    """``POST /login?user=``: ``bind_user``, answering ``ok``; without ``user``: the shared
+    handler's login (``regenerate()``, answering the new session id)."""
+
+    async def post(self) -> None:
+        user = self.get_argument("user", None)
+        if user is None:
+            await super().post()
+            return
+        self.session.bind_user(user)
         self.write("ok")
 
 

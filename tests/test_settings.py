@@ -97,7 +97,6 @@ def test_settings_are_immutable() -> None:
     [
         ({"idle_timeout": 60, "touch_interval": 60}, ("touch_interval", "idle_timeout")),
         ({"idle_timeout": 30, "touch_interval": 60}, ("touch_interval", "idle_timeout")),
-        ({"idle_timeout": 7200, "absolute_timeout": 3600}, ("absolute_timeout", "idle_timeout")),
         ({"idle_timeout": 100, "touch_interval": 10, "token_ttl": 100}, ("token_ttl",)),
         (
             {"write_concern_timeout_ms": 10000, "socket_timeout_ms": 10000},

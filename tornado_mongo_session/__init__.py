@@ -17,6 +17,7 @@ from __future__ import annotations
 from tornado_mongo_session.errors import (
     SessionConfigError,
     SessionDataError,
+    SessionEnded,
     SessionError,
     SessionStoreError,
     SessionStoreUnavailable,
@@ -54,6 +55,7 @@ __all__ = [
     "Session",
     "SessionConfigError",
     "SessionDataError",
+    "SessionEnded",
     "SessionError",
     "SessionEvent",
     "SessionEventListener",

@@ -18,6 +18,7 @@ import contextlib
 import ipaddress
 import logging
 import weakref
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import tornado.iostream
@@ -28,23 +29,24 @@ from tornado.httputil import parse_cookie
 from tornado_mongo_session._tasks import in_background, start
 from tornado_mongo_session.config import SessionConfig, config_of
 from tornado_mongo_session.errors import (
-    SessionConfigError,
     SessionDataError,
+    SessionEnded,
     SessionError,
     SessionStoreUnavailable,
 )
-from tornado_mongo_session.policy import SavePlan, plan_save
-from tornado_mongo_session.session import Session
-from tornado_mongo_session.stores.base import (
-    NewSession,
-    SaveResult,
-    SessionRecord,
-    SessionStore,
+from tornado_mongo_session.policy import (
+    SaveContext,
+    SavePlan,
+    TokenVerdict,
+    arrival,
+    judge_token,
+    plan_after_error,
+    plan_save,
 )
+from tornado_mongo_session.session import Session
+from tornado_mongo_session.stores.base import NewSession, SaveResult, SessionRecord, SessionStore
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     _Base = tornado.web.RequestHandler
 else:
     _Base = object
@@ -52,6 +54,14 @@ else:
 __all__ = ["SessionMixin"]
 
 log = logging.getLogger("tornado_mongo_session")
+security_log = logging.getLogger("tornado_mongo_session.security")
+
+
+_FAILURE_BODIES = {
+    503: "Session store unavailable, try again shortly.\n",
+    409: "Your session changed in another request (a login, a logout, or a newer token) "
+    "before this request's change could be saved: nothing was saved. Reload and try again.\n",
+}
 
 
 _cache_warned: weakref.WeakSet[type] = weakref.WeakSet()  # handler classes warned (item 4)
@@ -140,6 +150,8 @@ class SessionMixin(_Base):
     _session_deferred: SavePlan | None = None
     _session_load_error: tuple[int, BaseException] | None = None
     _session_config_of_app: SessionConfig | None = None
+    _session_cookie_stale: bool = False
+    _session_cookie_late: bool = False
 
     @property
     def _session_config(self) -> SessionConfig:
@@ -147,20 +159,6 @@ class SessionMixin(_Base):
         if config is None:  # looked up once per request (functools.cached_property locks)
             config = self._session_config_of_app = config_of(self.application)
         return config
-
-    def _session_store(self) -> SessionStore:
-        store = type(self).session_store
-        if store is None:
-            store = self._session_config.store
-        if store is None:
-            raise SessionConfigError(
-                "no session store: set the Application setting 'session_store' (for example "
-                "MongoSessionStore.from_settings(SessionSettings())) or a 'session_store' "
-                f"attribute on {type(self).__name__}"
-            )
-        return store
-
-    # -- loading -----------------------------------------------------------------------------
 
     @property
     def session(self) -> Session:
@@ -182,6 +180,8 @@ class SessionMixin(_Base):
                 raise tornado.web.HTTPError(status, reason=reason) from exc
             else:
                 session = Session()
+            if self._headers_written:
+                session.freeze_id()
             self._session = session
         return session
 
@@ -192,10 +192,13 @@ class SessionMixin(_Base):
         ``self.session``: handlers that never use the session are unaffected by an outage.
         """
         config = self._session_config
-        store = self._session_store()
+        store = config.store_for(type(self))
         if self.session_autoload:
-            header = self.request.headers.get("Cookie")
-            cookies = cookie_values(header, config.cookie_name) if header else None
+            # Not get_cookie(): Tornado builds a SimpleCookie of every cookie for it, which costs
+            # more than the rest of a read (get_list: no KeyError raised and caught for a
+            # request without one).
+            headers = self.request.headers.get_list("Cookie")
+            cookies = cookie_values("; ".join(headers), config.cookie_name) if headers else None
             if cookies:
                 await self._load_session(store, cookies)
                 record = self._session_record
@@ -208,10 +211,11 @@ class SessionMixin(_Base):
     async def _load_session(self, store: SessionStore, cookies: list[str]) -> None:
         # Several values of the name (a sibling subdomain planted one: cookie tossing): each is
         # tried, the first that opens a session wins, and when several were sent and none
-        # opens, the cookie is left alone: expiring the name could delete the client's own
-        # valid cookie (a single stale value is still expired, as before).
+        # opens, none is kept as the request's cookie: expiring the name could delete the
+        # client's own valid cookie.
         config = self._session_config
         now = config.clock()
+        elapsed = self.request.request_time()  # since Tornado read the headers
         events = config.events
         for cookie in cookies:
             try:
@@ -220,6 +224,11 @@ class SessionMixin(_Base):
                     record = await load
                 else:
                     record = await events.observe("load", load, _load_event)
+                if record is not None and record.token_retired_at is not None:
+                    # A retired token: judged (late request, or reuse), and that is the answer.
+                    self._session_record = await self._session_judge(record, store, now, elapsed)
+                    self._session_cookie_in = cookie
+                    return
             except SessionError as exc:
                 # Deferred: a handler that never touches self.session still gets its answer.
                 status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
@@ -295,7 +304,7 @@ class SessionMixin(_Base):
             )
         config = self._session_config
         now = config.clock()
-        plan = plan_save(
+        context = SaveContext(
             loaded=record,
             session=session,
             cookie_in=None,
@@ -304,9 +313,10 @@ class SessionMixin(_Base):
             rules=config.rules,
             headers_open=False,
         )
+        plan = plan_save(context)
         if plan is None or plan.save is None:
             return
-        save = self._session_store().save(plan.save)
+        save = config.store_for(type(self)).save(plan.save)
         events = config.events
         if events is None:
             result = await save
@@ -328,56 +338,105 @@ class SessionMixin(_Base):
         if record is None:
             return False
         now = self._session_config.clock()
-        alive = getattr(self._session_store(), "session_alive", None)
+        alive = getattr(self._session_config.store_for(type(self)), "session_alive", None)
         if alive is None or record.in_cookie:
             return record.expires_at > now
         return bool(await alive(record.id, now=now))
 
-    # -- saving ------------------------------------------------------------------------------
+    async def _session_judge(
+        self, record: SessionRecord, store: SessionStore, now: datetime, elapsed: float
+    ) -> SessionRecord | None:
+        """The record a retired token opens, judged as of the request's arrival: itself, or
+        ``None`` (and, for a token reused long after its retirement, the session revoked)."""
+        config = self._session_config
+        arrived = arrival(now, elapsed)
+        verdict = judge_token(record, arrived=arrived, rules=config.rules)
+        if verdict is TokenVerdict.OPENS:
+            return record
+        if verdict is TokenVerdict.LATE:
+            self._session_cookie_late = True
+            return None
+        self._session_cookie_stale = True
+        revoke = config.rules.revoke_on_reuse
+        retired_at = record.token_retired_at or now
+        # A security event: never the token, never the whole session id.
+        security_log.warning(
+            "token reuse: session …%s presented a token retired %.1f s before the request "
+            "arrived (from %s); %s",
+            record.id[-4:],
+            (arrived - retired_at).total_seconds(),
+            self.request.remote_ip,
+            "session revoked" if revoke else "logged only (reuse_detection=log)",
+        )
+        events = config.events
+        if events is not None:
+            events.emit("theft_detected", "load", 0.0)
+        if revoke:
+            delete = store.delete(record)
+            await (delete if events is None else events.observe("delete", delete, _revoke_event))
+        return None
+
+    def flush(self, include_footers: bool = False) -> asyncio.Future[None]:
+        """Send what is written so far; from then on ``session.regenerate()`` raises, since
+        a new session's cookie could no longer be set."""
+        future = super().flush(include_footers)
+        if self._session is not None:
+            self._session.freeze_id()
+        return future
 
     def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> asyncio.Future[None]:
         """Save the session, then finish the response.
 
-        What to save is decided here, synchronously: a request with nothing to write (no
-        change, no rotation, no touch due) finishes at once. In ``before_response`` mode the
-        save then runs before anything is sent. In ``after_response`` mode only a save whose
-        result must travel in the response (a new session, a rotation, regenerate, invalidate,
-        a cookie-held session) runs first; the rest waits for ``on_finish``. While a save is
-        pending, further calls return the same future: Tornado calls ``finish()`` again after a
-        handler that already did (redirect, explicit finish).
+        What to save is decided here, synchronously; nothing to write finishes at once. The
+        save runs before anything is sent, unless ``write_mode="after_response"`` lets it wait
+        for ``on_finish`` (a save whose result travels in the response never waits). While a
+        save is pending, further calls return the same future: Tornado calls ``finish()`` again
+        after a handler that already did (redirect, explicit finish).
         """
         pending = self._session_pending
         if pending is not None:
             if chunk is not None:
                 raise RuntimeError("finish() called with data while the session is being saved")
             return pending
-        untouched = self._session is None and self._session_record is None
+        untouched = (
+            self._session is None
+            and self._session_record is None
+            and not self._session_cookie_stale
+        )
         if self._session is not None and not self._headers_written:
             self._vary_on_cookie()
         if (
             not untouched
             and not self._finished
-            and self.get_status() < 500
             and not isinstance(self, tornado.websocket.WebSocketHandler)  # no cookie over a socket
         ):
-            try:
-                plan = self._session_plan()
-            except (SessionDataError, TypeError, ValueError) as exc:
-                self._session_failure_response(exc)  # nothing was written
-                return super().finish()
-            if plan is not None:
-                config = self._session_config
-                if plan.before_response or config.settings.write_mode == "before_response":
-                    if chunk is not None:
-                        self.write(chunk)
-                    # A store that never waits saves here and now (see _tasks.start).
-                    eagerly = not getattr(self._session_store(), "waits_for_io", True)
-                    pending = start(self._save_then_finish(plan), eagerly=eagerly)
-                    self._session_pending = pending
-                    return pending
-                self._session_deferred = plan
-                if plan.resend_cookie is not None:
-                    self._set_session_cookie(plan.resend_cookie, plan.expires_at, plan.now)
+            config = self._session_config
+            if self.get_status() < 500:
+                try:
+                    plan = self._session_plan()
+                except (SessionDataError, SessionEnded, TypeError, ValueError) as exc:
+                    self._session_failure_response(exc)  # nothing was written
+                    return super().finish()
+            else:  # a failed request still logs out (invalidate() before the error)
+                plan = plan_after_error(
+                    loaded=self._session_record,
+                    session=self._session,
+                    now=config.clock(),
+                    headers_open=not self._headers_written,
+                )
+            if plan is None:
+                return super().finish(chunk)
+            if plan.before_response or config.settings.write_mode == "before_response":
+                if chunk is not None:
+                    self.write(chunk)
+                # A store that never waits saves here and now (see _tasks.start).
+                store = config.store_for(type(self))
+                eagerly = not getattr(store, "waits_for_io", True)
+                pending = self._session_pending = start(self._save(plan, True), eagerly=eagerly)
+                return pending
+            self._session_deferred = plan
+            if plan.resend_cookie is not None:
+                self._set_session_cookie(plan.resend_cookie, plan.max_age)
         return super().finish(chunk)
 
     def on_finish(self) -> None:
@@ -385,10 +444,12 @@ class SessionMixin(_Base):
         plan = self._session_deferred
         if plan is not None:
             self._session_deferred = None
-            in_background(self._save_after_response(plan))
+            in_background(self._save(plan, False))
         super().on_finish()
 
     def _session_plan(self) -> SavePlan | None:
+        """What this request must write (the pure policy), the device recorded first for a
+        session bound to a user."""
         config = self._session_config
         session = self._session
         if session is not None and session.user_bound and config.settings.remember_device:
@@ -397,15 +458,18 @@ class SessionMixin(_Base):
                 self.request.remote_ip[:64] if self.request.remote_ip else None,
                 user_agent[:256] if user_agent else None,
             )
-        plan = plan_save(
+        context = SaveContext(
             loaded=self._session_record,
-            session=self._session,
+            session=session,
             cookie_in=self._session_cookie_in,
             now=config.clock(),
             rotator=config.rotator,
             rules=config.rules,
             headers_open=not self._headers_written,
+            cookie_stale=self._session_cookie_stale,
+            cookie_late=self._session_cookie_late,
         )
+        plan = plan_save(context)
         if plan is not None and plan.unsaved_data:
             log.warning(
                 "session data of a new session not saved: the headers were already sent, "
@@ -413,49 +477,52 @@ class SessionMixin(_Base):
             )
         return plan
 
-    async def _save_then_finish(self, plan: SavePlan) -> None:
+    async def _save(self, plan: SavePlan, answering: bool) -> None:
+        """Carry the plan out: the save (one store call), then the retired session's delete
+        (insert first: a failure leaves the user in the old session, not none), then the
+        cookie. ``answering``: the response waits for this; a failure becomes its answer."""
+        config = self._session_config
+        store, events = config.store_for(type(self)), config.events
         try:
-            await self._execute_plan(plan)
-        except Exception as exc:  # every failure becomes an error response
+            if plan.save is not None:
+                save = store.save(plan.save)
+                if events is None:  # no listener: not even a timing is taken
+                    result = await save
+                else:
+                    name = _new_event if isinstance(plan.save, NewSession) else _update_event
+                    result = await events.observe("save", save, name)
+                cookie = result.cookie_value or plan.resend_cookie
+                if cookie is not None and not self._headers_written:
+                    self._set_session_cookie(cookie, plan.max_age)
+                if self._session is not None:
+                    self._session.saved(plan.save, result)
+            if plan.retire is not None:
+                delete = store.delete(plan.retire)
+                if events is not None:
+                    delete = events.observe("delete", delete, _revoke_event)
+                await delete
+            if plan.clear_cookie and not self._headers_written:
+                self.clear_cookie(config.cookie_name, **config.cookie_attrs)
+                self._keep_from_shared_caches()
+        except Exception as exc:  # every failure becomes an error response, or a log line
+            if not answering:
+                log.error("session save after the response failed: %s", exc, exc_info=exc)
+                return
             self._session_failure_response(exc)
-        if not self._finished:
+        if answering and not self._finished:
             # The client may have gone while the session was saved: nobody left to answer.
             with contextlib.suppress(tornado.iostream.StreamClosedError):
                 await super().finish()
 
-    async def _save_after_response(self, plan: SavePlan) -> None:
-        try:
-            await self._execute_plan(plan)
-        except Exception as exc:  # nobody awaits this task: log it
-            log.error("session save after the response failed: %s", exc, exc_info=exc)
-
-    async def _execute_plan(self, plan: SavePlan) -> None:
-        """Send the plan's save (one store call) and retire the replaced session, if any."""
-        store = self._session_store()
-        events = self._session_config.events
-        if plan.save is not None:
-            save = store.save(plan.save)
-            if events is None:
-                result = await save
-            else:
-                name = _new_event if isinstance(plan.save, NewSession) else _update_event
-                result = await events.observe("save", save, name)
-            cookie = result.cookie_value or plan.resend_cookie
-            if cookie is not None and not self._headers_written:
-                self._set_session_cookie(cookie, plan.expires_at, plan.now)
-            if self._session is not None:
-                self._session.saved(plan.save, result)
-        # Insert first, delete second: a failure leaves the user in the old session, not none.
-        if plan.retire is not None:
-            delete = store.delete(plan.retire)
-            await (delete if events is None else events.observe("delete", delete, _revoke_event))
-        if plan.clear_cookie and not self._headers_written:
-            self.clear_cookie(self._session_config.cookie_name, **self._session_config.cookie_attrs)
-            self._keep_from_shared_caches()
-
     def _session_failure_response(self, exc: BaseException) -> None:
-        status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
-        log.error("session save failed, answering %d: %s", status, exc, exc_info=_traceback_of(exc))
+        if isinstance(exc, SessionEnded):
+            status = 409
+            log.warning("session save refused, answering 409: %s", exc)
+        else:
+            status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
+            log.error(
+                "session save failed, answering %d: %s", status, exc, exc_info=_traceback_of(exc)
+            )
         if self._headers_written:
             return
         # clear() resets the headers but not the cookies set so far, which Tornado keeps in its
@@ -467,17 +534,10 @@ class SessionMixin(_Base):
         self.clear()
         self.set_status(status)
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
-        self.write(
-            "Session store unavailable, try again shortly.\n"
-            if status == 503
-            else "The session could not be saved.\n"
-        )
+        self.write(_FAILURE_BODIES.get(status, "The session could not be saved.\n"))
 
-    def _set_session_cookie(self, value: str, expires_at: datetime | None, now: datetime) -> None:
+    def _set_session_cookie(self, value: str, max_age: int | None) -> None:
         config = self._session_config
-        max_age: int | None = None
-        if config.rules.persistent_cookie and expires_at is not None:
-            max_age = max(0, int((expires_at - now).total_seconds()))
         header = config.cookie_header(value, max_age)
         # Tornado's set_cookie builds a Morsel on every call, a good share of a write's CPU;
         # the header is composed from parts made once instead. Tornado's path stays for a value

@@ -27,12 +27,12 @@ class SessionSettings(BaseSettings):
     ``None`` (``TORNADO_SESSION_ABSOLUTE_TIMEOUT=none`` turns the absolute timeout off).
 
     Also a ``ValidationError``, naming the settings: values that contradict each other
-    (``touch_interval`` not below ``idle_timeout``, ``absolute_timeout`` below
-    ``idle_timeout``, ``token_ttl`` not below ``idle_timeout``, ``write_concern_timeout_ms``
-    not below ``socket_timeout_ms``), and a ``TORNADO_SESSION_*`` environment variable that
-    names no setting but is close to one (``TORNADO_SESSION_IDLE_TIMOUT``: the error names
-    ``TORNADO_SESSION_IDLE_TIMEOUT``). Variables not close to any setting are left alone:
-    other tools may share the prefix.
+    (``touch_interval`` not below ``idle_timeout``, ``token_ttl`` not below ``idle_timeout``,
+    ``write_concern_timeout_ms`` not below ``socket_timeout_ms``; an ``absolute_timeout`` below
+    ``idle_timeout`` is allowed: the earlier deadline simply wins), and a
+    ``TORNADO_SESSION_*`` environment variable that names no setting but is close to one
+    (``TORNADO_SESSION_IDLE_TIMOUT``: the error names ``TORNADO_SESSION_IDLE_TIMEOUT``).
+    Variables not close to any setting are left alone: other tools may share the prefix.
     """
 
     model_config = SettingsConfigDict(
@@ -124,6 +124,24 @@ class SessionSettings(BaseSettings):
         description="How many of the newest tokens stay valid. A copied token dies after this "
         "many rotations of its session. Keep it at 2 or more, so that concurrent requests and a "
         "lost response never log a user out.",
+    )
+    reuse_detection: Literal["revoke", "log"] = Field(
+        default="revoke",
+        description="What a request carrying a token retired more than reuse_leeway seconds "
+        "before it arrived sets off (a copy of the cookie is in use beside the one that moved "
+        "on: theft). `revoke`: the session ends for every holder, thief and user alike, and "
+        "a security event is logged; `log`: only the event is logged. Either way that request "
+        "is refused and its cookie cleared.",
+    )
+    reuse_leeway: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds after its retirement during which a token is not yet taken for "
+        "reuse: a request sent before the browser received newer tokens (queued by a proxy, "
+        "a slow network, clocks of several app hosts a little apart) is refused without "
+        "ending the session or clearing the cookie. A request that arrived before its token "
+        "was retired (a slow upload) is still served, while the session remembers that token "
+        "(its last 16 retired ones).",
     )
     idle_timeout: float = Field(
         default=7200.0,
@@ -235,11 +253,6 @@ class SessionSettings(BaseSettings):
             raise ValueError(
                 f"touch_interval ({self.touch_interval:g} s) must be below idle_timeout "
                 f"({idle:g} s): a session that is only read would expire before its first touch"
-            )
-        if self.absolute_timeout is not None and self.absolute_timeout < idle:
-            raise ValueError(
-                f"absolute_timeout ({self.absolute_timeout:g} s) must not be below idle_timeout "
-                f"({idle:g} s): lower idle_timeout, or set absolute_timeout to none"
             )
         if self.token_ttl >= idle:
             raise ValueError(

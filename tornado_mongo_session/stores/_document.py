@@ -12,9 +12,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from tornado_mongo_session.clock import as_utc, utc_now
+from tornado_mongo_session.errors import SessionEnded
 from tornado_mongo_session.stores._locks import KeyedLocks
 from tornado_mongo_session.stores.base import (
     NewSession,
@@ -28,17 +29,29 @@ from tornado_mongo_session.tokens import (
     hash_token,
     parse_cookie,
     session_handle,
-    token_matches,
+    token_rank,
 )
 
-__all__ = ["DocumentStore", "StoredSession"]
+__all__ = ["Document", "DocumentStore", "StoredSession"]
+
+Document: TypeAlias = "dict[str, Any]"
+"""A MongoDB document, a query or an update's fields, as PyMongo takes and returns them."""
 
 log = logging.getLogger("tornado_mongo_session.stores")
 
 
-@dataclass(slots=True)
+RETIRED_KEPT = 16
+"""How many retired token hashes a document remembers, with when each was retired: a request
+whose token was evicted while it was under way (a slow upload) is still recognised, and the
+reuse of a token retired long before is told from an unknown one (theft), for this many
+rotations after its eviction."""
+
+
+@dataclass(slots=True, kw_only=True)
 class StoredSession:
-    """A session document, read: token hashes newest first, aware UTC times, the data."""
+    """A session document, read: token hashes newest first, aware UTC times, the data, the
+    retired token hashes (``{h, at}``, newest first; times as stored), and an upper bound of the
+    data's BSON size when the store knows one without encoding it."""
 
     tokens: Sequence[str]
     created_at: datetime
@@ -50,6 +63,8 @@ class StoredSession:
     handle: str | None = None
     ip: str | None = None
     user_agent: str | None = None
+    retired: Sequence[Mapping[str, Any]] = ()
+    size: int | None = None
 
     @classmethod
     def read(cls, doc: Mapping[str, Any]) -> StoredSession | None:
@@ -63,6 +78,7 @@ class StoredSession:
                 rotated_at=as_utc(doc["rotated_at"]),
                 expires_at=as_utc(doc["expires_at"]),
                 data=dict(doc.get("data") or {}),
+                retired=doc.get("retired") or (),
             )
             user_id = doc.get("user_id")
             if user_id is not None:  # only bound sessions pay for the fields of a device
@@ -99,19 +115,13 @@ class DocumentStore(abc.ABC):
         """The session ``session_id`` names, live or not (``load`` checks the deadline)."""
 
     @abc.abstractmethod
-    async def _insert_document(self, doc: dict[str, Any]) -> None:
+    async def _insert_document(self, doc: Document) -> None:
         """Insert a new document; raise SessionStoreError if its id exists."""
 
     @abc.abstractmethod
-    async def _update_document(
-        self,
-        session_id: str,
-        rotated_at: datetime | None,
-        fields: dict[str, Any],
-        removed: list[str],
-    ) -> bool:
-        """``$set`` fields and ``$unset`` removed (dotted paths) on the document of
-        ``session_id`` (and ``rotated_at``, when given); True if a document matched."""
+    async def _update_document(self, query: Document, fields: Document, removed: list[str]) -> bool:
+        """``$set`` fields and ``$unset`` removed (dotted paths) on the document ``query``
+        matches (``{_id}``, or ``{_id, rotated_at}`` for a compare-and-set); True if one did."""
 
     @abc.abstractmethod
     async def _bound_sessions(self, user_id: str, now: datetime) -> list[StoredSession]:
@@ -138,8 +148,15 @@ class DocumentStore(abc.ABC):
         found = await self._find(session_id)
         # The deadline is checked here rather than in the query: a filter on _id alone is the
         # one every server answers from its index (FerretDB scans the collection otherwise).
-        if found is None or found.expires_at <= now or not token_matches(token, found.tokens):
+        if found is None or found.expires_at <= now:
             return None
+        token_hash = hash_token(token)
+        rank = token_rank(token_hash, found.tokens)
+        retired_at = None
+        if rank is None:
+            retired_at = _retired_at(token_hash, found.retired)
+            if retired_at is None:
+                return None
         record = SessionRecord(
             id=session_id,
             data=dict(found.data),
@@ -149,6 +166,10 @@ class DocumentStore(abc.ABC):
             expires_at=found.expires_at,
             token=token,
             token_hashes=list(found.tokens),
+            token_newest=rank == 0,
+            token_retired_at=retired_at,
+            retired=found.retired,
+            size=found.size,
         )
         if found.user_id is not None:  # only a bound session pays for its user's fields
             record.user_id, record.ip = found.user_id, found.ip
@@ -236,23 +257,32 @@ class DocumentStore(abc.ABC):
         unrotated = SaveResult(session_id=loaded.id)
         rotation = update.rotation
         if rotation is None:
-            await self._update_document(loaded.id, None, fields, removed)
+            if not await self._update_document({"_id": loaded.id}, fields, removed):
+                _ended(loaded, update)
             return unrotated
 
-        rotated = {
-            "tokens": [hash_token(rotation.token), *loaded.token_hashes][: max(1, rotation.keep)],
+        keep = max(1, rotation.keep)
+        rotated: Document = {
+            **fields,
+            "tokens": [hash_token(rotation.token), *loaded.token_hashes][:keep],
             "rotated_at": update.now,
         }
+        evicted = loaded.token_hashes[keep - 1 :]
+        if evicted:
+            # Set whole, like the tokens: the compare-and-set makes the loaded list current.
+            entries = [{"h": h, "at": update.now} for h in evicted]
+            rotated["retired"] = [*entries, *loaded.retired][:RETIRED_KEPT]
         # Compare-and-set: only the request that loaded the current rotated_at may rotate.
-        if await self._update_document(
-            loaded.id, loaded.rotated_at, {**fields, **rotated}, removed
-        ):
+        query = {"_id": loaded.id, "rotated_at": loaded.rotated_at}
+        if await self._update_document(query, rotated, removed):
             cookie = encode_cookie(loaded.id, rotation.token)
             return SaveResult(session_id=loaded.id, cookie_value=cookie, rotated=True)
         # Another request rotated first (and pushed the deadline): our token is still kept, so
         # only data, if any, remains to be written.
-        if update.changed or update.removed:
-            await self._update_document(loaded.id, None, fields, removed)
+        if (update.changed or update.removed) and not await self._update_document(
+            {"_id": loaded.id}, fields, removed
+        ):
+            _ended(loaded, update)
         return unrotated
 
 
@@ -261,3 +291,25 @@ def _user(user_id: object) -> str:
     if not isinstance(user_id, str) or not user_id:
         raise TypeError(f"user_id must be a non-empty str, not {user_id!r}")
     return user_id
+
+
+def _retired_at(token_hash: str, retired: Sequence[Mapping[str, Any]]) -> datetime | None:
+    """When ``token_hash`` was retired, per the document's ``retired`` entries; ``None`` if it
+    is not among them. Every entry is compared in constant time."""
+    rank = token_rank(token_hash, [entry.get("h") for entry in retired])
+    if rank is None:
+        return None
+    try:
+        return as_utc(retired[rank]["at"])
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return None
+
+
+def _ended(loaded: SessionRecord, update: SessionUpdate) -> None:
+    """Raise :class:`SessionEnded` for a write that matched no document; a touch that found
+    none lost nothing and passes."""
+    if update.changed or update.removed:
+        raise SessionEnded(
+            f"session …{loaded.id[-4:]} ended (login, logout or revocation elsewhere) while "
+            "this request was writing to it; nothing was written"
+        )

@@ -12,7 +12,7 @@ store that rewrites a session whole (the cookie store) treats them the same.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -35,10 +35,23 @@ __all__ = [
 class SessionRecord:
     """A live session as loaded from a store.
 
+    ``data`` is a dict of the load's own (a :class:`~tornado_mongo_session.Session` takes it
+    over), though its values may be shared with the store: never change one in place.
     ``token`` is the raw token the client presented (kept in memory for this request only, never
     stored); ``token_hashes`` the stored SHA-256 hashes, newest first. ``in_cookie``: the data
     lives in the cookie itself (:class:`~tornado_mongo_session.stores.cookie.CookieSessionStore`),
     so its save can only travel in the response, and no server holds anything to delete.
+
+    ``token_newest``: the client presented the newest token (only such a request may rotate).
+    ``token_retired_at``: set when the client presented a token that is no longer kept but
+    was retired (evicted by a rotation) at that time; the save policy judges it against when the
+    request arrived (:func:`~tornado_mongo_session.policy.judge_token`), and the session must
+    not be used before it did. ``retired``: the stored ``{h, at}`` entries of retired token
+    hashes, newest first, as the next rotation extends them.
+
+    ``size``: an upper bound of ``data``'s BSON size as stored, when the store knows one
+    without encoding it (the memory and cookie stores); it spares a save the encoding of the
+    whole session to check ``max_session_bytes``.
     """
 
     id: str
@@ -53,6 +66,10 @@ class SessionRecord:
     user_id: str | None = None
     ip: str | None = None
     user_agent: str | None = None
+    token_newest: bool = True
+    token_retired_at: datetime | None = None
+    retired: Sequence[Mapping[str, Any]] = ()
+    size: int | None = field(default=None, compare=False)  # a hint, not what the session is
 
 
 @dataclass(frozen=True, kw_only=True)

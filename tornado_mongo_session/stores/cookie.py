@@ -183,6 +183,7 @@ class CookieSessionStore:
             expires_at=opened.expires_at,
             in_cookie=True,
             user_id=opened.user_id,
+            size=opened.size,
         )
 
     async def save(self, request: NewSession | SessionUpdate) -> SaveResult:
@@ -264,6 +265,7 @@ class CookieSessionStore:
                 expires_at=_as_datetime(payload["e"]),
                 in_cookie=True,
                 user_id=_as_user_id(payload.get("u")),
+                size=len(plain),  # the payload holds the data, and more
             )
         except (KeyError, TypeError, ValueError):
             log.warning("a validly signed session cookie has a malformed payload; ignored")

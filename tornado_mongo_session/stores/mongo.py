@@ -43,7 +43,7 @@ from tornado_mongo_session.errors import (
     SessionStoreError,
     SessionStoreUnavailable,
 )
-from tornado_mongo_session.stores._document import DocumentStore, StoredSession
+from tornado_mongo_session.stores._document import Document, DocumentStore, StoredSession
 from tornado_mongo_session.stores._outage import OutageGate
 from tornado_mongo_session.stores._stats import SessionStats, read_stats, stats_pipeline
 from tornado_mongo_session.stores.base import SessionRecord
@@ -333,7 +333,7 @@ class MongoSessionStore(DocumentStore):
         result = await self._call("revoke", lambda: self.collection.delete_many(query))
         return int(result.deleted_count)
 
-    async def _insert_document(self, doc: dict[str, Any]) -> None:
+    async def _insert_document(self, doc: Document) -> None:
         refused = self._refused
         if refused is None:
             refused = await self._detect_refused()
@@ -344,22 +344,13 @@ class MongoSessionStore(DocumentStore):
             await self._ensure(_USER_INDEXES)
         await self._call("insert", lambda: self.collection.insert_one(doc))
 
-    async def _update_document(
-        self,
-        session_id: str,
-        rotated_at: datetime | None,
-        fields: dict[str, Any],
-        removed: list[str],
-    ) -> bool:
+    async def _update_document(self, query: Document, fields: Document, removed: list[str]) -> bool:
         refused = self._refused
         if refused is None:
             refused = await self._detect_refused()
         if refused:
             check_refused({k[5:]: v for k, v in fields.items() if k.startswith("data.")}, refused)
-        query: dict[str, Any] = {"_id": session_id}
-        if rotated_at is not None:
-            query["rotated_at"] = rotated_at
-        update: dict[str, Any] = {}
+        update: Document = {}
         if fields:
             update["$set"] = fields
         if removed:
