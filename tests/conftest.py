@@ -10,6 +10,7 @@ stop it with ``make mongo-down``). Fault tests that stop and restart a server us
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import uuid
@@ -19,7 +20,7 @@ from typing import Any
 
 import pymongo
 import pytest
-from helpers import Clock
+from helpers import Clock, LogRecords
 from mongo_helpers import (
     DRIVERS,
     SERVER_SELECTION_TIMEOUT_MS,
@@ -117,3 +118,15 @@ def private_server() -> Iterator[mongo_server.PrivateServer]:
 def clock() -> Clock:
     """A settable clock at the current time, for the ``session_clock`` setting."""
     return Clock()
+
+
+@pytest.fixture
+def library_log() -> Iterator[LogRecords]:
+    """Every record (INFO and up) of the library's loggers (``tornado_mongo_session.*``)."""
+    handler = LogRecords(logging.INFO)
+    logger = logging.getLogger("tornado_mongo_session")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)

@@ -49,6 +49,8 @@ class Response:
     code: int
     body: bytes
     headers: tornado.httputil.HTTPHeaders
+    cookie_name: str = "session"
+    """The app's session cookie name (``__Host-session`` with the default settings)."""
 
     @property
     def text(self) -> str:
@@ -59,8 +61,10 @@ class Response:
         """The raw Set-Cookie header lines."""
         return self.headers.get_list("Set-Cookie")
 
-    def cookie(self, name: str = "session") -> http.cookies.Morsel[str] | None:
-        """The parsed Set-Cookie for ``name``, or None when the response sets none."""
+    def cookie(self, name: str | None = None) -> http.cookies.Morsel[str] | None:
+        """The parsed Set-Cookie for ``name`` (the session cookie's by default), or None when
+        the response sets none."""
+        name = name or self.cookie_name
         found = None
         for line in self.set_cookies:
             jar: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
@@ -69,7 +73,7 @@ class Response:
                 found = jar[name]
         return found
 
-    def cookie_value(self, name: str = "session") -> str | None:
+    def cookie_value(self, name: str | None = None) -> str | None:
         morsel = self.cookie(name)
         return None if morsel is None else morsel.value
 
@@ -82,20 +86,25 @@ class Server:
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.client = tornado.httpclient.AsyncHTTPClient(force_instance=True)
+        configured = app.settings.get("session_settings")
+        self.cookie_name: str = (
+            configured.effective_cookie_name if configured is not None else "session"
+        )
+        """The session cookie's name in this app (``__Host-`` prefixed when it applies)."""
 
     async def fetch(
         self,
         path: str,
         *,
         cookie: str | None = None,
-        cookie_name: str = "session",
+        cookie_name: str | None = None,
         method: str = "GET",
         body: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> Response:
         all_headers = dict(headers or {})
         if cookie is not None:
-            all_headers["Cookie"] = f"{cookie_name}={cookie}"
+            all_headers["Cookie"] = f"{cookie_name or self.cookie_name}={cookie}"
         if method == "POST" and body is None:
             body = ""
         response = await self.client.fetch(
@@ -107,7 +116,7 @@ class Server:
             follow_redirects=False,
             request_timeout=30,
         )
-        return Response(response.code, response.body or b"", response.headers)
+        return Response(response.code, response.body or b"", response.headers, self.cookie_name)
 
     async def gather(self, *requests: Any) -> list[Response]:
         return list(await asyncio.gather(*requests))

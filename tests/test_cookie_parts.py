@@ -19,8 +19,10 @@ from tornado_mongo_session import (
     SessionSettings,
 )
 from tornado_mongo_session.clock import utc_now
-from tornado_mongo_session.stores._cookie_format import seal, unseal
+from tornado_mongo_session.stores._cookie_format import binding, seal, unseal
 from tornado_mongo_session.stores._cookie_keys import Ciphers, SigningKeys
+
+BOUND = binding("session", "session")
 
 SECRET = "cookie-parts-secret-0123456789abcdef"
 
@@ -68,11 +70,12 @@ def test_ciphers_encrypt_with_the_newest_key_and_decrypt_with_any() -> None:
 def test_sealed_values_open_to_what_was_sealed_and_nothing_else(compress: bool) -> None:
     keys = SigningKeys(SECRET)
     plain = b"\x05\x00\x00\x00\x00" + b"x" * 200
-    value = seal(plain, keys, None, compress=compress)
-    assert unseal(value, keys, None) == plain
-    assert unseal(value, SigningKeys("another secret"), None) is None
+    value = seal(plain, keys, None, compress=compress, bound_to=BOUND)
+    assert unseal(value, keys, None, bound_to=BOUND) == plain
+    assert unseal(value, keys, None, bound_to=binding("prefs", "session")) is None
+    assert unseal(value, SigningKeys("another secret"), None, bound_to=BOUND) is None
     tampered = value[:10] + ("A" if value[10] != "A" else "B") + value[11:]
-    assert unseal(tampered, keys, None) is None
+    assert unseal(tampered, keys, None, bound_to=BOUND) is None
 
 
 async def test_a_value_opened_again_is_a_fresh_record_whose_expiry_still_counts() -> None:

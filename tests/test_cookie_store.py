@@ -40,7 +40,7 @@ from tornado_mongo_session.tokens import new_session_id, new_token, parse_cookie
 UTC = timezone.utc
 SECRET = "cookie-store-test-secret-0123456789abcdef"
 PURPOSE = b"tornado_mongo_session/CookieSessionStore/c1/hmac-sha256"
-VALUE_CHARS = re.compile(r"c1\.[0-9]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}")
+VALUE_CHARS = re.compile(r"c2\.[0-9]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}")
 
 
 def new_request(data: dict[str, Any], now: datetime | None = None) -> NewSession:
@@ -54,13 +54,18 @@ async def seal(store: CookieSessionStore, data: dict[str, Any], now: datetime) -
     return value
 
 
-def resign(value: str, secret: str | bytes, *, version: str | None = None) -> str:
+BOUND_TO = "7:session|7:session|"  # cookie name "session", purpose "session", length-prefixed
+
+
+def resign(
+    value: str, secret: str | bytes, *, version: str | None = None, bound_to: str = BOUND_TO
+) -> str:
     """Sign ``value``'s (possibly altered) body again, as someone who knows the secret would."""
     _, old_version, body, _ = value.split(".")
     key_source = secret.encode() if isinstance(secret, str) else secret
     key = hmac.new(key_source, PURPOSE, hashlib.sha256).digest()
-    message = f"c1.{version or old_version}.{body}"
-    signature = hmac.new(key, message.encode(), hashlib.sha256).digest()
+    message = f"c2.{version or old_version}.{body}"
+    signature = hmac.new(key, (bound_to + message).encode(), hashlib.sha256).digest()
     return f"{message}.{b64encode_unpadded(signature)}"
 
 
@@ -102,6 +107,55 @@ async def test_tornado_signed_values_and_ours_do_not_cross() -> None:
     assert tornado.web.decode_signed_value(SECRET, "session", ours) is None
 
 
+async def test_values_are_bound_to_their_cookie_name_and_purpose() -> None:
+    """Issue 11 item 6: the same secret signs app A's ``prefs`` cookie and app B's session; a
+    value of one never opens as the other, whatever the direction."""
+    now = utc_now()
+    prefs = CookieSessionStore(SECRET, cookie_name="prefs")
+    session = CookieSessionStore(SECRET, cookie_name="session")
+    other_purpose = CookieSessionStore(SECRET, cookie_name="session", purpose="flash")
+    admin = await seal(prefs, {"user": "admin"}, now)
+    assert (await prefs.load(admin, now=now)) is not None
+    assert await session.load(admin, now=now) is None
+    assert await other_purpose.load(admin, now=now) is None
+    ours = await seal(session, {"n": 1}, now)
+    assert await prefs.load(ours, now=now) is None
+    assert await other_purpose.load(ours, now=now) is None
+    # Encrypted values are bound too (the name is in the AES-GCM associated data as well).
+    key = os.urandom(32)
+    encrypting = CookieSessionStore(SECRET, cookie_name="prefs", encryption_key=key)
+    sealed = await seal(encrypting, {}, now)
+    assert await CookieSessionStore(SECRET, encryption_key=key).load(sealed, now=now) is None
+
+
+async def test_format_1_values_signed_without_the_name_are_refused() -> None:
+    """Values of the format before the name was signed (``c1.``) open nothing: a new session."""
+    now = utc_now()
+    store = CookieSessionStore(SECRET)
+    current = await seal(store, {"n": 1}, now)
+    _, version, body, _ = current.split(".")
+    key = hmac.new(SECRET.encode(), PURPOSE, hashlib.sha256).digest()
+    message = f"c1.{version}.{body}"
+    signature = hmac.new(key, message.encode(), hashlib.sha256).digest()
+    old = f"{message}.{b64encode_unpadded(signature)}"
+    assert await store.load(old, now=now) is None
+    assert await store.load(resign(current, SECRET, bound_to=""), now=now) is None
+
+
+async def test_another_apps_cookie_does_not_open_as_the_session_over_http() -> None:
+    """App A's ``prefs`` cookie ``{"user": "admin"}``, sent as app B's session cookie (both use
+    one secret): B answers with a new, empty session and expires the cookie."""
+    clock = Clock()
+    prefs = CookieSessionStore(SECRET, cookie_name="prefs")
+    admin = await seal(prefs, {"user": "admin"}, clock())
+    store = CookieSessionStore(SECRET)
+    async with session_app(store, clock, cookie_secret=SECRET, cookie_secure=False) as server:
+        response = await server.fetch("/get", cookie=admin)
+        assert response.code == 200
+        assert b'"data": {}' in response.body
+        assert not response.cookie_value()  # no session of A's opened, none stored
+
+
 async def test_signed_expiry_is_enforced_and_cannot_be_extended() -> None:
     store = CookieSessionStore(SECRET, compress=False)
     now = utc_now()
@@ -127,18 +181,18 @@ async def test_malformed_values_load_as_none_without_raising() -> None:
     _, _, body, signature = value.split(".")
     for bad in [
         "",
-        "c1.",
-        "c1.0",
-        "c1.0..",
-        "c1.0.x.y",
-        "c1.-1." + body + "." + signature,
-        "c1.99999999999." + body + "." + signature,
-        "c1.0." + body + "." + signature + ".extra",
-        f"c1.0.{body}.{signature[:-1]}",
-        f"c1.0.{body[:-2]}.{signature}",
-        f"c1.0.{body}.{'é' * 43}",
-        "c1.0.!!!!." + "A" * 43,
-        resign("c1.0.." + signature, SECRET),  # signed, empty body
+        "c2.",
+        "c2.0",
+        "c2.0..",
+        "c2.0.x.y",
+        "c2.-1." + body + "." + signature,
+        "c2.99999999999." + body + "." + signature,
+        "c2.0." + body + "." + signature + ".extra",
+        f"c2.0.{body}.{signature[:-1]}",
+        f"c2.0.{body[:-2]}.{signature}",
+        f"c2.0.{body}.{'é' * 43}",
+        "c2.0.!!!!." + "A" * 43,
+        resign("c2.0.." + signature, SECRET),  # signed, empty body
         resign(with_body(value, b"\x04" + body_bytes(value)[1:]), SECRET),  # unknown flag
         resign(with_body(value, b"\x01not zlib"), SECRET),  # signed, broken compression
         resign(with_body(value, b"\x00not bson"), SECRET),  # signed, broken BSON
@@ -163,7 +217,7 @@ async def test_key_rotation_through_application_settings() -> None:
         await browser.set(n=1)
         v1_cookie = browser.cookie
         assert v1_cookie is not None
-        assert v1_cookie.startswith("c1.1.")
+        assert v1_cookie.startswith("c2.1.")
 
     # Add version 2 and sign with it: version 1 cookies still open their sessions.
     settings = {"cookie_secret": both, "key_version": 2}
@@ -173,7 +227,7 @@ async def test_key_rotation_through_application_settings() -> None:
         assert (await browser.get())["data"] == {"n": 1}
         await browser.set(m=2)
         assert browser.cookie is not None
-        assert browser.cookie.startswith("c1.2.")
+        assert browser.cookie.startswith("c2.2.")
         v2_cookie = browser.cookie
 
     # Retire version 1: its cookies open nothing, version 2 cookies still work.
@@ -214,10 +268,14 @@ def test_configuration_errors_name_the_setting() -> None:
 def test_cookie_name_comes_from_session_settings() -> None:
     from tornado_mongo_session import SessionSettings
 
-    store = CookieSessionStore.from_application_settings(
-        {"cookie_secret": SECRET, "session_settings": SessionSettings(cookie_name="sid")}
-    )
-    assert store.cookie_name == "sid"
+    for settings, name in [
+        (SessionSettings(cookie_name="sid"), "__Host-sid"),  # the name the cookie travels under
+        (SessionSettings(cookie_name="sid", cookie_secure=False), "sid"),
+    ]:
+        store = CookieSessionStore.from_application_settings(
+            {"cookie_secret": SECRET, "session_settings": settings}
+        )
+        assert store.cookie_name == name
 
 
 # -- encryption -------------------------------------------------------------------------------

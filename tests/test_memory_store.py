@@ -72,7 +72,7 @@ def test_max_sessions_must_be_positive() -> None:
 async def test_expired_sessions_are_not_loaded_and_purge_deletes_them() -> None:
     clock = Clock()
     store = MemorySessionStore(clock=clock)
-    async with session_app(store, clock, idle_timeout=60) as server:
+    async with session_app(store, clock, idle_timeout=60, touch_interval=10) as server:
         old, fresh = Browser(server), Browser(server)
         await old.set(n=1)
         clock.advance(30)

@@ -43,6 +43,7 @@ from tornado_mongo_session import MongoSessionStore, SessionMixin, SessionSettin
 from tornado_mongo_session.tokens import hash_token, parse_cookie
 
 TOKEN_TTL = 5.0
+HOST = "__Host-session"  # cookie_name "session" with the defaults (Secure, Path=/, no Domain)
 COOKIE_RE = re.compile(
     r"^(?P<name>[^=;]+)=(?P<id>[A-Za-z0-9_-]{24})\.(?P<token>[A-Za-z0-9_-]{43});"
 )
@@ -540,7 +541,9 @@ async def test_every_set_cookie_carries_the_configured_attributes(
     for kind, response in kinds.items():
         [line] = response.set_cookies
         name, value, attrs = attributes(line)
-        assert name == "session", kind
+        # The prefix exactly when the browser's conditions for it hold (Secure, /, no Domain).
+        expected = "session" if case in ("scoped", "script-readable, plain http") else HOST
+        assert name == expected == configured.effective_cookie_name, kind
         assert ("secure" in attrs) == configured.cookie_secure, (kind, line)
         assert ("httponly" in attrs) == configured.cookie_httponly, (kind, line)
         assert attrs.get("samesite") == configured.cookie_samesite, (kind, line)
@@ -569,11 +572,13 @@ async def test_every_set_cookie_carries_the_configured_attributes(
     )
 
 
-HOST = "__Host-session"
-
-
-async def test_host_prefix_cookie(store: MongoSessionStore, clock: Clock, sync_db: Any) -> None:
-    configured = SessionSettings(cookie_name=HOST, token_ttl=TOKEN_TTL)
+@pytest.mark.parametrize("cookie_name", ["session", HOST])
+async def test_host_prefix_cookie(
+    store: MongoSessionStore, clock: Clock, sync_db: Any, cookie_name: str
+) -> None:
+    """By default (Secure, Path=/, no Domain) cookie_name ``session`` travels as
+    ``__Host-session``, which no sibling subdomain can set; naming it so does the same."""
+    configured = SessionSettings(cookie_name=cookie_name, token_ttl=TOKEN_TTL)
     async with serve(
         ROUTES, session_store=store, session_settings=configured, session_clock=clock
     ) as app:
@@ -584,7 +589,9 @@ async def test_host_prefix_cookie(store: MongoSessionStore, clock: Clock, sync_d
         read = body(rotated)
         # The same value under a name without the prefix (as a sibling subdomain could set
         # it) is not read.
-        unprefixed = body(await app.fetch("/read", cookie=rotated.cookie_value(HOST) or ""))
+        unprefixed = body(
+            await app.fetch("/read", cookie=rotated.cookie_value(HOST) or "", cookie_name="session")
+        )
         cleared = await app.fetch(
             "/logout", cookie=rotated.cookie_value(HOST) or "", cookie_name=HOST
         )
@@ -600,9 +607,9 @@ async def test_host_prefix_cookie(store: MongoSessionStore, clock: Clock, sync_d
         assert attrs["path"] == "/"
         assert "domain" not in attrs
     record(
-        "__Host- cookie prefix",
+        f"__Host- cookie prefix (cookie_name={cookie_name!r})",
         group="4",
-        done="cookie_name='__Host-session': new, rotated and cleared Set-Cookie lines",
+        done=f"cookie_name={cookie_name!r}: new, rotated and cleared Set-Cookie lines",
         measured={"Secure": True, "Path": "/", "Domain": "absent", "unprefixed copy read": False},
         verdict=PASS,
     )

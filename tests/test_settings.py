@@ -90,3 +90,65 @@ def test_settings_are_immutable() -> None:
     s = SessionSettings()
     with pytest.raises(ValidationError):
         s.token_ttl = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"idle_timeout": 60, "touch_interval": 60}, ("touch_interval", "idle_timeout")),
+        ({"idle_timeout": 30, "touch_interval": 60}, ("touch_interval", "idle_timeout")),
+        ({"idle_timeout": 100, "touch_interval": 10, "token_ttl": 100}, ("token_ttl",)),
+        (
+            {"write_concern_timeout_ms": 10000, "socket_timeout_ms": 10000},
+            ("write_concern_timeout_ms", "socket_timeout_ms"),
+        ),
+    ],
+)
+def test_contradictory_settings_are_errors_naming_them(
+    kwargs: dict[str, Any], named: tuple[str, ...]
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        SessionSettings(**kwargs)
+    for name in named:
+        assert name in str(info.value)
+
+
+def test_contradiction_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORNADO_SESSION_IDLE_TIMEOUT", "30")
+    with pytest.raises(ValidationError, match="touch_interval"):
+        SessionSettings()
+    assert SessionSettings(touch_interval=10, token_ttl=5).idle_timeout == 30
+
+
+@pytest.mark.parametrize(
+    ("variable", "meant"),
+    [
+        ("TORNADO_SESSION_IDLE_TIMOUT", "TORNADO_SESSION_IDLE_TIMEOUT"),
+        ("TORNADO_SESSION_COOKIE_SECURED", "TORNADO_SESSION_COOKIE_SECURE"),
+        ("tornado_session_token_tl", "TORNADO_SESSION_TOKEN_TTL"),
+    ],
+)
+def test_misspelled_environment_variable_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch, variable: str, meant: str
+) -> None:
+    monkeypatch.setenv(variable, "1")
+    with pytest.raises(ValidationError) as info:
+        SessionSettings()
+    assert variable in str(info.value)
+    assert f"did you mean {meant}?" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "TORNADO_SESSION_TEST_MONGODB_URL",
+        "TORNADO_SESSION_TEST_SERVER_KIND",
+        "TORNADO_SESSION_TEST_VENDOR_DIR",
+        "TORNADO_SESSION_SOMETHING_ELSE",
+    ],
+)
+def test_unrelated_variables_with_the_prefix_are_not_errors(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "mongodb://127.0.0.1:1/")
+    assert SessionSettings().cookie_name == "session"

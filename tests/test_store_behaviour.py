@@ -60,7 +60,7 @@ STORE_KINDS = [
 def decode_cookie_store_value(value: str) -> dict[str, Any]:
     """Decode a plain CookieSessionStore value by its documented format (no verification)."""
     prefix, _version, body, _signature = value.split(".")
-    assert prefix == "c1"
+    assert prefix == "c2"
     raw = b64decode_unpadded(body)
     flags, content = raw[0], raw[1:]
     assert flags in (0, 1), f"unexpected flags {flags}"
@@ -102,7 +102,7 @@ class StoreCase:
 
     def raw(self, cookie_value: str) -> dict[str, Any] | None:
         """The stored record the cookie names (for the cookie tier: the cookie itself)."""
-        if cookie_value.startswith("c1."):
+        if cookie_value.startswith("c2."):
             return decode_cookie_store_value(cookie_value)
         return self.raw_by_id(session_id_of(cookie_value))
 
@@ -155,14 +155,15 @@ async def test_round_trip_keeps_values_exactly(case: StoreCase) -> None:
         response = await browser.set(**VALUES)
 
         line = response.set_cookies[0]
-        assert re.match(r"session=[A-Za-z0-9_.-]+;", line), line
+        # The defaults (Secure, Path=/, no Domain) send the name with the __Host- prefix.
+        assert re.match(r"__Host-session=[A-Za-z0-9_.-]+;", line), line
         for attribute in ("HttpOnly", "Path=/", "SameSite=Lax", "Secure", "Max-Age=600"):
             assert attribute in line, line
         assert browser.cookie is not None
         if case.anonymous_on_server:
             assert case.is_server_cookie(browser.cookie)
         else:
-            assert browser.cookie.startswith("c1.")
+            assert browser.cookie.startswith("c2.")
         raw = case.raw(browser.cookie)
         assert raw is not None
         assert canonical(raw["data"]) == canonical(VALUES)
@@ -350,7 +351,7 @@ def bad_cookies(valid: str) -> dict[str, str]:
         "extended": valid + "A",
         "long": "x" * 3000,
         "unknown id": f"{new_session_id()}.{new_token()}",
-        "cookie-store form, unknown version": "c1.7." + valid.split(".")[-2] + ".sig",
+        "cookie-store form, unknown version": "c2.7." + valid.split(".")[-2] + ".sig",
         "wrong secret": CookieSessionStore("another secret entirely")._seal(
             {
                 "i": "x",

@@ -39,7 +39,7 @@ async def test_anonymous_sessions_cost_no_database_commands(
         browser = Browser(server)
         await browser.set(cart=[1, 2], locale="en")
         assert browser.cookie is not None
-        assert browser.cookie.startswith("c1.")
+        assert browser.cookie.startswith("c2.")
         assert (await browser.get())["data"] == {"cart": [1, 2], "locale": "en"}
         await browser.post("/del?k=locale")
         await browser.fetch("/untouched")
@@ -47,7 +47,7 @@ async def test_anonymous_sessions_cost_no_database_commands(
         before = browser.cookie
         await browser.get()
         assert browser.cookie != before
-        assert browser.cookie.startswith("c1.")
+        assert browser.cookie.startswith("c2.")
         await server.fetch("/get", cookie="garbage")
         assert_cleared(await browser.post("/logout"))
         assert command_log.names() == []
@@ -67,7 +67,7 @@ async def test_login_moves_the_session_into_mongodb(
         assert command_log.names() == ["createIndexes", "insert"]
         # One Set-Cookie for the session name: the server cookie replaces the signed copy.
         assert len(response.set_cookies) == 1
-        assert response.set_cookies[0].startswith("session=")
+        assert response.set_cookies[0].startswith("__Host-session=")
         session_id, token = cookie_parts(browser.cookie)
         assert session_id == response.text
         assert session_id != anonymous["id"]
@@ -100,7 +100,7 @@ async def test_outgrowing_the_cookie_moves_the_session(
         await browser.set(small=1)
         anonymous_id = (await browser.get())["id"]
         assert browser.cookie is not None
-        assert browser.cookie.startswith("c1.")
+        assert browser.cookie.startswith("c2.")
         clock.advance(10)
 
         blob = secrets.token_urlsafe(4000)  # past 4 KB even compressed

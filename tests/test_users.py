@@ -556,7 +556,7 @@ async def test_tiered_store_moves_a_bound_session_to_the_server(
     new = NewSession(data={}, created_at=clock(), now=clock(), expires_at=clock(), user_id="ada")
     result = await store.save(new)  # a bound session, even unpromoted, goes to the server
     assert result.cookie_value is not None
-    assert not result.cookie_value.startswith("c1.")
+    assert not result.cookie_value.startswith("c2.")
     doc = raw_doc(sync_db, result.session_id)
     assert doc is not None
     assert doc["user_id"] == "ada"
@@ -564,7 +564,7 @@ async def test_tiered_store_moves_a_bound_session_to_the_server(
         browser = Device(server)
         await browser.login()
         assert browser.cookie is not None
-        assert not browser.cookie.startswith("c1.")
+        assert not browser.cookie.startswith("c2.")
         assert len(await browser.devices()) == 1
 
 

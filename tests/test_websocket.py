@@ -240,7 +240,7 @@ async def test_cookie_and_tiered_stores_over_a_socket(collection: Any, clock: Cl
     cookie_store = CookieSessionStore(SECRET)
     async with socket_app(cookie_store, clock) as server:
         cookie = await login(server)
-        assert cookie.startswith("c1.")
+        assert cookie.startswith("c2.")
         connection = await connect(server, cookie)
         try:
             assert await receive(connection) == {"user": "ada", "n": 0}  # signed into the cookie
@@ -257,7 +257,7 @@ async def test_cookie_and_tiered_stores_over_a_socket(collection: Any, clock: Cl
     tiered = TieredSessionStore(cookie=cookie_store, server=MongoSessionStore(collection))
     async with socket_app(tiered, clock) as server:
         cookie = await login(server)
-        assert not cookie.startswith("c1.")  # a bound session is on the server
+        assert not cookie.startswith("c2.")  # a bound session is on the server
         connection = await connect(server, cookie)
         try:
             await receive(connection)

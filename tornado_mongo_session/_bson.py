@@ -7,16 +7,29 @@ and reported naming the session key that holds it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import bson
+from bson.code import Code
 from bson.codec_options import CodecOptions
+from bson.decimal128 import Decimal128
 from bson.errors import InvalidDocument
+from bson.max_key import MaxKey
+from bson.min_key import MinKey
 
 from tornado_mongo_session.errors import SessionDataError
 
-__all__ = ["CODEC", "copy_value", "decode", "encode", "encode_for_store"]
+__all__ = [
+    "CODEC",
+    "FERRETDB1_REFUSED",
+    "check_refused",
+    "copy_value",
+    "decode",
+    "encode",
+    "encode_for_store",
+]
 
 CODEC: CodecOptions[dict[str, Any]] = CodecOptions(document_class=dict, tz_aware=True)
 """What a tz_aware PyMongo client returns (MongoSessionStore.from_settings makes one): dicts,
@@ -77,3 +90,40 @@ def _refusal(data: Mapping[str, Any], exc: BaseException) -> str:
                 f"(not BSON-encodable: {refused})"
             )
     return f"session data cannot be stored (not BSON-encodable: {exc})"
+
+
+FERRETDB1_REFUSED: tuple[type, ...] = (MinKey, MaxKey, Code, Decimal128)
+"""The value types FerretDB 1.x (1.24.2, measured) refuses, with NaN and infinite floats: over
+NaN and these it drops the connection, and the driver then pauses its whole pool, failing
+other users' requests (infinities are a plain write error). MongoDB and FerretDB 2 (2.5,
+measured) store them all."""
+
+
+def check_refused(data: Mapping[str, Any], refused: tuple[type, ...]) -> None:
+    """Raise ``TypeError`` naming the session key whose value (at any depth) is NaN, an
+    infinite float or one of the ``refused`` types; ``data`` maps session keys to values."""
+    for key, value in data.items():
+        problem = _refused_in(value, refused)
+        if problem is not None:
+            raise TypeError(
+                f"session key {key!r}: {problem} cannot be stored on this server (FerretDB 1.x "
+                "refuses NaN, infinities, MinKey, MaxKey, Code and Decimal128)"
+            )
+
+
+def _refused_in(value: Any, refused: tuple[type, ...]) -> str | None:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        return "an infinite float" if math.isinf(value) else None
+    if isinstance(value, refused):
+        return f"a value of type {type(value).__name__}"
+    if isinstance(value, Mapping):
+        value = value.values()
+    elif not isinstance(value, (list, tuple)):
+        return None
+    for item in value:
+        problem = _refused_in(item, refused)
+        if problem is not None:
+            return problem
+    return None

@@ -388,6 +388,9 @@ _NO_ARGS: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return its exit code (see :data:`EXIT_CODES`)."""
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format=f"{PROG}: %(message)s")
+    # An unreachable server is reported as the command's one error line: the store's outage
+    # log (written for long-running apps: a traceback, once per outage) would repeat it.
+    logging.getLogger("tornado_mongo_session.outage").setLevel(logging.CRITICAL)
     try:
         result = cli.main(args=argv, prog_name=PROG, standalone_mode=False)
     except _NO_ARGS as exc:  # the bare command: its help, which is many lines

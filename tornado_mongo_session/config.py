@@ -57,7 +57,7 @@ class SessionConfig:
         self.clock: Callable[[], datetime] = clock
         self.events = EventHooks.from_setting(app_settings.get("session_events"))
         self.rules = SaveRules.from_settings(settings)
-        self.cookie_name = settings.cookie_name
+        self.cookie_name = settings.effective_cookie_name
         self.cookie_attrs: dict[str, Any] = {
             "path": settings.cookie_path,
             "domain": settings.cookie_domain,
@@ -65,7 +65,7 @@ class SessionConfig:
             "httponly": settings.cookie_httponly,
             "samesite": settings.cookie_samesite,
         }
-        self._header = _header_parts(settings.cookie_name, self.cookie_attrs)
+        self._header = _header_parts(self.cookie_name, self.cookie_attrs)
 
     def store_for(self, handler: type[Any]) -> SessionStore:
         """The store of a handler class: its ``session_store`` attribute, else the setting."""

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import weakref
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +62,54 @@ _FAILURE_BODIES = {
     409: "Your session changed in another request (a login, a logout, or a newer token) "
     "before this request's change could be saved: nothing was saved. Reload and try again.\n",
 }
+
+
+_cache_warned: weakref.WeakSet[type] = weakref.WeakSet()  # handler classes warned (item 4)
+_insecure_warned = False  # the cookie_secure warning: once per process
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _traceback_of(exc: BaseException) -> BaseException | None:
+    # An unreachable store is one line per request: its store logs the cause's traceback once
+    # per outage (MongoSessionStore), not the same chained traceback on every request.
+    return None if isinstance(exc, SessionStoreUnavailable) else exc
+
+
+MAX_COOKIE_VALUES = 4
+"""How many values of the session cookie's name one request may have tried (cookie tossing)."""
+
+
+def cookie_values(header: str, name: str) -> list[str]:
+    """The values of cookie ``name`` in a ``Cookie`` header, in order, at most
+    :data:`MAX_COOKIE_VALUES`.
+
+    Not ``get_cookie()`` (Tornado builds a SimpleCookie of every cookie for it, which costs
+    more than the rest of a read) nor ``parse_cookie`` (a dict: it keeps only the last value of
+    a name, which a sibling subdomain can plant). Splits as ``parse_cookie`` does.
+    """
+    if name not in header:
+        return []
+    values: list[str] = []
+    for chunk in header.split(";"):
+        key, equals, value = chunk.partition("=")
+        if not equals or key.strip() != name:
+            continue
+        value = value.strip()
+        if value.startswith('"'):
+            value = parse_cookie(chunk).get(name, "")  # unquoted as Tornado would
+        if value:
+            values.append(value)
+            if len(values) == MAX_COOKIE_VALUES:
+                break
+    return values
 
 
 class SessionMixin(_Base):
@@ -145,36 +195,54 @@ class SessionMixin(_Base):
         store = config.store_for(type(self))
         if self.session_autoload:
             # Not get_cookie(): Tornado builds a SimpleCookie of every cookie for it, which costs
-            # more than the rest of a read; parse_cookie finds the same value in the same
-            # header (get_list: no KeyError raised and caught for a request without one).
+            # more than the rest of a read (get_list: no KeyError raised and caught for a
+            # request without one).
             headers = self.request.headers.get_list("Cookie")
-            cookie = parse_cookie(",".join(headers)).get(config.cookie_name) if headers else None
-            if cookie:
-                self._session_cookie_in = cookie
-                now = config.clock()
-                elapsed = self.request.request_time()  # since Tornado read the headers
-                events = config.events
-                try:
-                    load = store.load(cookie, now=now)
-                    if events is None:  # no listener: not even a timing is taken
-                        record = await load
-                    else:
-                        record = await events.observe("load", load, _load_event)
-                    if record is not None and record.token_retired_at is not None:
-                        record = await self._session_judge(record, store, now, elapsed)
-                    self._session_record = record
-                except SessionError as exc:
-                    # Deferred: a handler that never touches self.session still gets its answer.
-                    status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
-                    message = "session load failed (%d if the handler uses it): %s"
-                    log.error(message, status, exc, exc_info=exc)
-                    self._session_load_error = (status, exc)
-                else:
-                    if record is not None and record.user_id is not None and self._loads_user():
-                        self.current_user = await self.load_current_user(record.user_id)
+            cookies = cookie_values("; ".join(headers), config.cookie_name) if headers else None
+            if cookies:
+                await self._load_session(store, cookies)
+                record = self._session_record
+                if record is not None and record.user_id is not None and self._loads_user():
+                    self.current_user = await self.load_current_user(record.user_id)
         parent = super().prepare()
         if parent is not None:
             await parent
+
+    async def _load_session(self, store: SessionStore, cookies: list[str]) -> None:
+        # Several values of the name (a sibling subdomain planted one: cookie tossing): each is
+        # tried, the first that opens a session wins, and when several were sent and none
+        # opens, none is kept as the request's cookie: expiring the name could delete the
+        # client's own valid cookie.
+        config = self._session_config
+        now = config.clock()
+        elapsed = self.request.request_time()  # since Tornado read the headers
+        events = config.events
+        for cookie in cookies:
+            try:
+                load = store.load(cookie, now=now)
+                if events is None:  # no listener: not even a timing is taken
+                    record = await load
+                else:
+                    record = await events.observe("load", load, _load_event)
+                if record is not None and record.token_retired_at is not None:
+                    # A retired token: judged (late request, or reuse), and that is the answer.
+                    self._session_record = await self._session_judge(record, store, now, elapsed)
+                    self._session_cookie_in = cookie
+                    return
+            except SessionError as exc:
+                # Deferred: a handler that never touches self.session still gets its answer.
+                status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
+                message = "session load failed (%d if the handler uses it): %s"
+                log.error(message, status, exc, exc_info=_traceback_of(exc))
+                self._session_load_error = (status, exc)
+                self._session_cookie_in = cookie
+                return
+            if record is not None:
+                self._session_record = record
+                self._session_cookie_in = cookie
+                return
+        if len(cookies) == 1:
+            self._session_cookie_in = cookies[0]
 
     # -- users -------------------------------------------------------------------------------
 
@@ -335,6 +403,8 @@ class SessionMixin(_Base):
             and self._session_record is None
             and not self._session_cookie_stale
         )
+        if self._session is not None and not self._headers_written:
+            self._vary_on_cookie()
         if (
             not untouched
             and not self._finished
@@ -433,6 +503,7 @@ class SessionMixin(_Base):
                 await delete
             if plan.clear_cookie and not self._headers_written:
                 self.clear_cookie(config.cookie_name, **config.cookie_attrs)
+                self._keep_from_shared_caches()
         except Exception as exc:  # every failure becomes an error response, or a log line
             if not answering:
                 log.error("session save after the response failed: %s", exc, exc_info=exc)
@@ -449,7 +520,9 @@ class SessionMixin(_Base):
             log.warning("session save refused, answering 409: %s", exc)
         else:
             status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
-            log.error("session save failed, answering %d: %s", status, exc, exc_info=exc)
+            log.error(
+                "session save failed, answering %d: %s", status, exc, exc_info=_traceback_of(exc)
+            )
         if self._headers_written:
             return
         # clear() resets the headers but not the cookies set so far, which Tornado keeps in its
@@ -474,6 +547,63 @@ class SessionMixin(_Base):
             self.set_cookie(config.cookie_name, value, max_age=max_age, **config.cookie_attrs)
         else:
             self.add_header("Set-Cookie", header)
+        self._keep_from_shared_caches()
+        if not _insecure_warned and config.cookie_attrs["secure"]:
+            self._warn_if_insecure_transport()
+
+    def _keep_from_shared_caches(self) -> None:
+        # A response that sets or expires the session cookie is one user's: a shared cache
+        # that stored it would hand the token (or its removal) to everyone. ``private`` is the
+        # directive that forbids exactly that (RFC 9111 5.2.2.7) and still lets the user's own
+        # browser cache the page; ``public`` and ``s-maxage`` (which override ``private`` for
+        # shared caches) are removed, with one warning per handler class.
+        current = self._headers.get("Cache-Control")
+        if current is None:
+            self._headers["Cache-Control"] = "private"
+            return
+        directives = [d.strip() for d in current.split(",") if d.strip()]
+        kept = [
+            d for d in directives if d.lower() != "public" and not d.lower().startswith("s-maxage")
+        ]
+        lowered = {d.lower() for d in kept}
+        if len(kept) == len(directives) and lowered & {"private", "no-store"}:
+            return
+        if len(kept) != len(directives) and type(self) not in _cache_warned:
+            _cache_warned.add(type(self))
+            log.warning(
+                "%s: Cache-Control %r on a response that sets the session cookie; 'public' and "
+                "'s-maxage' removed and 'private' added, so that no shared cache stores the "
+                "session token (warned once per handler class)",
+                type(self).__qualname__,
+                current,
+            )
+        if not lowered & {"private", "no-store"}:
+            kept.insert(0, "private")
+        self._headers["Cache-Control"] = ", ".join(kept)
+
+    def _vary_on_cookie(self) -> None:
+        # The handler used the session: its response may differ by cookie (Django does the
+        # same). Untouched handlers get nothing: they are as cacheable as without the library.
+        current = self._headers.get("Vary")
+        if current is None:
+            self._headers["Vary"] = "Cookie"
+        elif current.strip() != "*" and "cookie" not in current.lower():
+            self._headers["Vary"] = f"{current}, Cookie"
+
+    def _warn_if_insecure_transport(self) -> None:
+        global _insecure_warned
+        request = self.request
+        if request.protocol == "https" or _is_loopback(request.host_name):
+            return
+        _insecure_warned = True
+        log.warning(
+            "the session cookie is Secure (cookie_secure=True) but this request to %r came over "
+            "plain http: browsers will not send the cookie back, so every visit starts a new "
+            "session. Behind a TLS-terminating proxy, start Tornado's HTTPServer with "
+            "xheaders=True so the request's protocol is the proxy's; for plain-http "
+            "development set cookie_secure=False (warned once per process)",
+            request.host_name,
+        )
 
 
 # What each store call's result is called as a SessionEvent (tornado_mongo_session.events).

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import difflib
+import os
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["SessionSettings"]
+
+_ENV_PREFIX = "TORNADO_SESSION_"
+# How close (difflib's ratio) an unknown variable must be to a setting to be called a typo:
+# IDLE_TIMOUT is 0.96 from IDLE_TIMEOUT; the test suite's TEST_MONGODB_URL is 0.81 from
+# MONGODB_URL and must pass.
+_NEAR = 0.85
 
 
 class SessionSettings(BaseSettings):
@@ -17,10 +25,18 @@ class SessionSettings(BaseSettings):
     then a ``.env`` file in the working directory, then the defaults below. An invalid value
     raises pydantic's ``ValidationError`` naming the field. In the environment, ``none`` means
     ``None`` (``TORNADO_SESSION_ABSOLUTE_TIMEOUT=none`` turns the absolute timeout off).
+
+    Also a ``ValidationError``, naming the settings: values that contradict each other
+    (``touch_interval`` not below ``idle_timeout``, ``token_ttl`` not below ``idle_timeout``,
+    ``write_concern_timeout_ms`` not below ``socket_timeout_ms``; an ``absolute_timeout`` below
+    ``idle_timeout`` is allowed: the earlier deadline simply wins), and a
+    ``TORNADO_SESSION_*`` environment variable that names no setting but is close to one
+    (``TORNADO_SESSION_IDLE_TIMOUT``: the error names ``TORNADO_SESSION_IDLE_TIMEOUT``).
+    Variables not close to any setting are left alone: other tools may share the prefix.
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="TORNADO_SESSION_",
+        env_prefix=_ENV_PREFIX,
         env_file=".env",
         env_file_encoding="utf-8",
         env_parse_none_str="none",
@@ -51,6 +67,15 @@ class SessionSettings(BaseSettings):
         description="Name of the session cookie. With the `__Host-` prefix browsers enforce "
         "Secure, `Path=/` and no Domain, so no subdomain can set or shadow the cookie "
         "(checked at construction); `__Secure-` requires cookie_secure.",
+    )
+    cookie_host_prefix: bool = Field(
+        default=True,
+        description="Send the cookie as `__Host-<cookie_name>` when cookie_secure is on, "
+        "cookie_path is `/` and cookie_domain is unset (the defaults): browsers refuse that "
+        "name from a sibling subdomain, so none can plant or shadow the session cookie "
+        "(cookie tossing). Off, or with plain-HTTP development (cookie_secure off), a domain "
+        "or another path, the name is cookie_name as given. Turning it on or off changes the "
+        "name, so current sessions are not found once.",
     )
     cookie_path: str = Field(
         default="/", description="Path attribute: the cookie is sent only to URLs under it."
@@ -184,6 +209,63 @@ class SessionSettings(BaseSettings):
         description="How long a write waits for write_concern before it fails (wtimeout); "
         "keep it below socket_timeout_ms.",
     )
+
+    @property
+    def effective_cookie_name(self) -> str:
+        """The name the session cookie travels under: ``__Host-`` + ``cookie_name`` when
+        ``cookie_host_prefix`` holds and the browser's conditions for it (Secure, ``Path=/``,
+        no Domain) are met; ``cookie_name`` as given otherwise, and when it has a prefix."""
+        name = self.cookie_name
+        if (
+            self.cookie_host_prefix
+            and self.cookie_secure
+            and self.cookie_path == "/"
+            and not self.cookie_domain
+            and not name.startswith(("__Host-", "__Secure-"))
+        ):
+            return "__Host-" + name
+        return name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_environment_names(cls, values: Any) -> Any:
+        # A misspelled variable would otherwise be ignored in silence (extra="ignore" is
+        # needed: the prefix is shared with other tools, such as the test suite's own).
+        for name in os.environ:
+            upper = name.upper()
+            if not upper.startswith(_ENV_PREFIX):
+                continue
+            field = upper[len(_ENV_PREFIX) :].lower()
+            if field in cls.model_fields:
+                continue
+            near = difflib.get_close_matches(field, cls.model_fields, n=1, cutoff=_NEAR)
+            if near:
+                raise ValueError(
+                    f"environment variable {name} names no setting; did you mean "
+                    f"{_ENV_PREFIX}{near[0].upper()}?"
+                )
+        return values
+
+    @model_validator(mode="after")
+    def _check_contradictions(self) -> SessionSettings:
+        idle = self.idle_timeout
+        if self.touch_interval >= idle:
+            raise ValueError(
+                f"touch_interval ({self.touch_interval:g} s) must be below idle_timeout "
+                f"({idle:g} s): a session that is only read would expire before its first touch"
+            )
+        if self.token_ttl >= idle:
+            raise ValueError(
+                f"token_ttl ({self.token_ttl:g} s) must be below idle_timeout ({idle:g} s): "
+                "a token would never rotate before its session expires"
+            )
+        if self.write_concern_timeout_ms >= self.socket_timeout_ms:
+            raise ValueError(
+                f"write_concern_timeout_ms ({self.write_concern_timeout_ms}) must be below "
+                f"socket_timeout_ms ({self.socket_timeout_ms}): the socket would time out first "
+                "and the write's outcome would be unknown"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_cookie_rules(self) -> SessionSettings:

@@ -72,7 +72,7 @@ def check_cookie_store(data: bytes) -> None:
     value = text_of(data)
     for store in (PLAIN, ENCRYPTED):
         assert run(store.load(value, now=NOW)) is None, value
-        assert run(store.load("c1.0." + value, now=NOW)) is None, value
+        assert run(store.load("c2.0." + value, now=NOW)) is None, value
 
 
 def check_record(record: SessionRecord | None) -> None:
@@ -86,8 +86,8 @@ def check_record(record: SessionRecord | None) -> None:
 
 
 def check_cookie_store_signed(data: bytes) -> None:
-    message = "c1.0." + b64encode(data)
-    signed = f"{message}.{PLAIN._keys.sign(message)}"
+    message = "c2.0." + b64encode(data)
+    signed = f"{message}.{PLAIN._keys.sign(PLAIN._bound_to + message)}"
     for store in (PLAIN, ENCRYPTED):
         check_record(run(store.load(signed, now=NOW)))
 

@@ -39,7 +39,7 @@ def seeds(target: str) -> list[bytes]:
     if target == "parse_cookie":
         return [b"\x01" + b"A" * 24 + b"." + b"B" * 43, b"\x00abc"]
     if target == "cookie_store":
-        return [b"\x01c1.0.AAAA." + b"A" * 43]
+        return [b"\x01c2.0.AAAA." + b"A" * 43]
     moment = datetime(2031, 1, 1, tzinfo=timezone.utc)
     payload = bson.encode({"i": "x" * 24, "d": {"a": 1}, "c": moment, "a": moment})
     full = bson.encode(

@@ -6,7 +6,7 @@ signed into it, whatever happens on the server. Use it for data that needs no pr
 integrity (anonymous carts, preferences), or through
 :class:`~tornado_mongo_session.stores.tiered.TieredSessionStore`.
 
-The cookie value is ``c1.<key version>.<body>.<signature>`` (``stores/_cookie_format.py``
+The cookie value is ``c2.<key version>.<body>.<signature>`` (``stores/_cookie_format.py``
 describes it); its BSON payload is ``{i: id, d: data, c: created_at, a: accessed_at,
 r: rotated_at, e: expires_at}``, and ``u: user id`` when one is bound (one-letter names:
 every byte counts against the 4 KB limit).
@@ -28,7 +28,7 @@ from bson.errors import BSONError
 from tornado_mongo_session._bson import decode, encode_for_store
 from tornado_mongo_session.clock import as_utc
 from tornado_mongo_session.errors import SessionConfigError, SessionTooLarge
-from tornado_mongo_session.stores._cookie_format import PREFIX, seal, unseal
+from tornado_mongo_session.stores._cookie_format import PREFIX, binding, seal, unseal
 from tornado_mongo_session.stores._cookie_keys import Ciphers, CookieSecret, SigningKeys
 from tornado_mongo_session.stores.base import (
     NewSession,
@@ -79,8 +79,15 @@ class CookieSessionStore:
     :class:`~tornado_mongo_session.errors.SessionTooLarge` with the size, and writes nothing.
     ``compress``: zlib-compress a plain payload when that makes it shorter.
 
+    ``cookie_name`` and ``purpose`` are signed into every value (as Tornado signs a cookie's
+    name into its signed values): a value made for another cookie name or purpose, by another
+    app sharing the secret for instance, never opens here. ``cookie_name`` must be the name the
+    cookie travels under (:meth:`from_application_settings` takes it from ``session_settings``).
+
     A tampered, truncated or malformed cookie, one signed with an unknown key version or another
-    secret, and one whose signed ``expires_at`` has passed all load as ``None``: never an error.
+    secret, one made for another cookie name or purpose, one of the format before version 2
+    (which signed no name), and one whose signed ``expires_at`` has passed all load as
+    ``None``: never an error (a new session).
     ``delete`` is a no-op: a cookie cannot be revoked; the mixin expires it in the browser.
 
     Round trips: none. The sessions of the last 1024 cookie values opened are kept, so a value
@@ -99,12 +106,15 @@ class CookieSessionStore:
         compress: bool = True,
         max_cookie_bytes: int = 4096,
         cookie_name: str = "session",
+        purpose: str = "session",
     ) -> None:
         self._keys = SigningKeys(secret, key_version)
         if max_cookie_bytes < 256:
             raise SessionConfigError(f"max_cookie_bytes must be >= 256, got {max_cookie_bytes!r}")
         self.max_cookie_bytes = max_cookie_bytes
         self.cookie_name = cookie_name
+        self.purpose = purpose
+        self._bound_to = binding(cookie_name, purpose)
         self.compress = compress
         self._ciphers = None if encryption_key is None else Ciphers(encryption_key)
         # Cookie values opened lately, by value: a signed value always opens to the same
@@ -123,7 +133,8 @@ class CookieSessionStore:
         """Build a store from a Tornado application's settings.
 
         Reads ``cookie_secret`` (required) and ``key_version``, and the cookie name from
-        ``session_settings`` when present; ``kwargs`` go to the constructor. Raises
+        ``session_settings`` when present (its ``effective_cookie_name``: with the ``__Host-``
+        prefix when it applies); ``kwargs`` go to the constructor. Raises
         :class:`SessionConfigError` naming ``cookie_secret`` when it is missing.
         """
         secret = app_settings.get("cookie_secret")
@@ -134,7 +145,7 @@ class CookieSessionStore:
             )
         kwargs.setdefault("key_version", app_settings.get("key_version"))
         session_settings = app_settings.get("session_settings")
-        cookie_name = getattr(session_settings, "cookie_name", None)
+        cookie_name = getattr(session_settings, "effective_cookie_name", None)
         if isinstance(cookie_name, str):
             kwargs.setdefault("cookie_name", cookie_name)
         return cls(secret, **kwargs)
@@ -219,7 +230,9 @@ class CookieSessionStore:
 
     def _seal(self, payload: dict[str, Any]) -> str:
         plain = encode_for_store(payload, data_key="d", what="cookie encoding")
-        value = seal(plain, self._keys, self._ciphers, compress=self.compress)
+        value = seal(
+            plain, self._keys, self._ciphers, compress=self.compress, bound_to=self._bound_to
+        )
         size = len(self.cookie_name) + 1 + len(value)
         if size > self.max_cookie_bytes:
             raise SessionTooLarge(
@@ -235,7 +248,7 @@ class CookieSessionStore:
     def _record(self, value: str) -> SessionRecord | None:
         """The session a cookie value holds, verified; None for anything else. Never raises."""
         try:
-            plain = unseal(value, self._keys, self._ciphers)
+            plain = unseal(value, self._keys, self._ciphers, bound_to=self._bound_to)
             if plain is None:
                 return None
             payload = decode(plain)

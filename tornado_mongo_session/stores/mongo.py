@@ -35,6 +35,7 @@ from pymongo.errors import (
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
+from tornado_mongo_session._bson import FERRETDB1_REFUSED, check_refused
 from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.errors import (
     SessionConfigError,
@@ -43,6 +44,7 @@ from tornado_mongo_session.errors import (
     SessionStoreUnavailable,
 )
 from tornado_mongo_session.stores._document import Document, DocumentStore, StoredSession
+from tornado_mongo_session.stores._outage import OutageGate
 from tornado_mongo_session.stores._stats import SessionStats, read_stats, stats_pipeline
 from tornado_mongo_session.stores.base import SessionRecord
 
@@ -115,7 +117,9 @@ class MongoSessionStore(DocumentStore):
 
     Round trips: a read is one ``find``; a save is one ``update`` (two when a concurrent request
     rotated first and the data must be written again without rotating); a new session is one
-    ``insert``. Indexes are made once, on the first insert, or by :meth:`ensure_indexes`.
+    ``insert``. Indexes are made once, on the first insert, or by :meth:`ensure_indexes`; the
+    server's ``buildInfo`` is read once, before the first write (to know which values it
+    refuses: see below).
 
     Replica sets and sharded clusters: the store uses ``collection.with_options(...)``, so it
     reads from the primary (not causal consistency: that would need the last write's cluster
@@ -128,6 +132,17 @@ class MongoSessionStore(DocumentStore):
     ``timeoutMS``, which bounds it instead). A write that was sent but not confirmed within it
     raises :class:`SessionStoreUnavailable` saying that it may have been applied. ``w=0`` raises
     :class:`SessionConfigError`. ``store.collection`` is the pinned collection.
+
+    Outages: the first call that cannot reach the server (a connection failure, after the
+    driver's server-selection timeout) logs its traceback once and marks the server down; from
+    then on every call raises :class:`SessionStoreUnavailable` at once (a 503 within
+    milliseconds, one log line per request) while the store pings the server in the background,
+    and the first ping answered (within about a second of the server's return) ends the outage.
+
+    Values: on FerretDB 1.x, which drops the connection over NaN, MinKey, MaxKey, Code and
+    Decimal128 (failing other users' requests with it), those values and infinite floats are
+    refused before sending, a ``TypeError`` naming the session key. MongoDB and FerretDB 2 store
+    them; nothing is checked there.
     """
 
     def __init__(
@@ -140,6 +155,10 @@ class MongoSessionStore(DocumentStore):
         self._client = client
         self._indexes_done: set[str] = set()
         self._indexes_lock: asyncio.Lock | None = None
+        self._outage = OutageGate(self._ping)
+        # What the server refuses to store, from its buildInfo: asked once, before the first
+        # write (None: not asked yet). () for MongoDB and FerretDB 2, which store every value.
+        self._refused: tuple[type, ...] | None = None
 
     @classmethod
     def from_settings(cls, settings: SessionSettings) -> MongoSessionStore:
@@ -168,7 +187,9 @@ class MongoSessionStore(DocumentStore):
         )
 
     async def close(self) -> None:
-        """Close the client this store created (from_settings); a no-op for a given collection."""
+        """Close the client this store created (from_settings; a given collection's client is
+        the caller's), and stop probing an unreachable server."""
+        self._outage.close()
         if self._client is not None:
             result = self._client.close()
             if asyncio.iscoroutine(result):
@@ -205,6 +226,7 @@ class MongoSessionStore(DocumentStore):
         async with self._indexes_lock:
             if indexes.name in self._indexes_done:
                 return
+            self._outage.check("createIndexes")
             try:
                 await self.collection.create_indexes(list(indexes.models))
             except OperationFailure as exc:
@@ -220,6 +242,8 @@ class MongoSessionStore(DocumentStore):
                     indexes.without,
                 )
             except _UNAVAILABLE as exc:
+                if isinstance(exc, ConnectionFailure):
+                    self._outage.tripped(exc)
                 raise SessionStoreUnavailable(f"session store unreachable: {exc}") from exc
             except PyMongoError as exc:
                 raise SessionStoreError(f"creating the {indexes.name} failed: {exc}") from exc
@@ -310,12 +334,22 @@ class MongoSessionStore(DocumentStore):
         return int(result.deleted_count)
 
     async def _insert_document(self, doc: Document) -> None:
+        refused = self._refused
+        if refused is None:
+            refused = await self._detect_refused()
+        if refused:
+            check_refused(doc["data"], refused)
         await self._ensure(_TTL_INDEX)
         if "user_id" in doc:
             await self._ensure(_USER_INDEXES)
         await self._call("insert", lambda: self.collection.insert_one(doc))
 
     async def _update_document(self, query: Document, fields: Document, removed: list[str]) -> bool:
+        refused = self._refused
+        if refused is None:
+            refused = await self._detect_refused()
+        if refused:
+            check_refused({k[5:]: v for k, v in fields.items() if k.startswith("data.")}, refused)
         update: Document = {}
         if fields:
             update["$set"] = fields
@@ -324,7 +358,32 @@ class MongoSessionStore(DocumentStore):
         result = await self._call("update", lambda: self.collection.update_one(query, update))
         return bool(result.matched_count)
 
+    async def _detect_refused(self) -> tuple[type, ...]:
+        """The value types the server refuses (NaN is checked with them), from ``buildInfo``,
+        asked once per store. FerretDB 1.x drops the connection over them, failing other
+        users' requests too: those values are refused before they are sent (TypeError naming
+        the key). A server that will not say is taken to store everything, as MongoDB does."""
+        try:
+            info = await self._call(
+                "buildInfo", lambda: self.collection.database.command("buildInfo")
+            )
+        except SessionStoreUnavailable:
+            raise
+        except SessionStoreError:
+            info = {}
+        ferretdb = info.get("ferretdb")
+        version = info.get("ferretdbVersion") or (
+            ferretdb.get("version") if isinstance(ferretdb, dict) else None
+        )
+        old = isinstance(version, str) and version.lstrip("v").startswith("1.")
+        self._refused = FERRETDB1_REFUSED if old else ()
+        return self._refused
+
+    async def _ping(self) -> None:
+        await self.collection.database.command("ping")
+
     async def _call(self, what: str, operation: Callable[[], Awaitable[_T]]) -> _T:
+        self._outage.check(what)  # known down: fail now, not after the selection timeout
         try:
             return await operation()
         except WriteConcernError as exc:
@@ -334,6 +393,8 @@ class MongoSessionStore(DocumentStore):
                 f"{self.collection.write_concern.document}; the write may have been applied: {exc}"
             ) from exc
         except _UNAVAILABLE as exc:
+            if isinstance(exc, ConnectionFailure):
+                self._outage.tripped(exc)
             raise SessionStoreUnavailable(
                 f"session store unreachable during {what}: {exc}"
             ) from exc

@@ -13,7 +13,7 @@ The move writes the full data under a new id and token, in one insert, and answe
 server tier's cookie value: the handler sees the same keys and values, and since both tiers use
 the same cookie name, the new cookie replaces the signed copy in the browser. From then on it is
 a server session with rotating tokens; it never moves back. Which tier a cookie belongs to is
-told by its form (``c1.…`` is the cookie tier's, see :meth:`CookieSessionStore.owns`).
+told by its form (``c2.…`` is the cookie tier's, see :meth:`CookieSessionStore.owns`).
 """
 
 from __future__ import annotations
