@@ -1,5 +1,7 @@
 """Demo: one page that shows a session at work: the counter, the token rotating, the cookie,
-and what login (regenerate), logout (invalidate) and regenerate did.
+and what login (bind_user, which regenerates), logout (invalidate) and regenerate did; and a
+"Your sessions" page (/sessions) listing the signed-in user's devices, each with a button that
+logs it out, and one that logs out everywhere else.
 
 Run with ``make demo`` (starts a MongoDB-compatible server first), then open
 http://127.0.0.1:8888 and reload every few seconds. Settings come from ``TORNADO_SESSION_*``
@@ -21,7 +23,13 @@ from typing import Any
 
 import tornado.web
 
-from tornado_mongo_session import IntervalRotator, MongoSessionStore, SessionMixin, SessionSettings
+from tornado_mongo_session import (
+    IntervalRotator,
+    MongoSessionStore,
+    SessionMixin,
+    SessionSettings,
+    UserSession,
+)
 from tornado_mongo_session.clock import utc_now
 
 log = logging.getLogger("demo")
@@ -84,7 +92,10 @@ class DemoPage(SessionMixin, tornado.web.RequestHandler):
     def show(self, body: str) -> None:
         user = self.session.get("user")
         if user:
-            nav = f"signed in as <b>{html.escape(user)}</b> " + self.button("/logout", "log out")
+            nav = (
+                f"signed in as <b>{html.escape(user)}</b> · "
+                '<a href="/sessions">your sessions</a> ' + self.button("/logout", "log out")
+            )
         else:
             nav = '<a href="/login">log in</a>'
         self.write(PAGE.format(nav=nav, body=body))
@@ -133,6 +144,8 @@ class Home(DemoPage):
         new = short_id(self.session.id)
         what = (
             f"<b>You logged in as {html.escape(did.get('user', ''))}.</b> Login called "
+            "<code>session.bind_user()</code>, which stored your user id in the session and "
+            "called "
             if did["action"] == "login"
             else "<b>You regenerated the session.</b> That called "
         )
@@ -250,14 +263,16 @@ class Login(DemoPage):
             '<label>name <input name="name" value="ada" maxlength="40" autofocus></label> '
             "<button>log in</button></form>"
             "<p>There is no password: this only shows what a login does to the session. It "
-            "calls <code>session.regenerate()</code>: a new id and token, the same data, the "
-            "old id dead at once.</p>"
+            "calls <code>session.bind_user(name)</code>, which calls "
+            "<code>session.regenerate()</code>: a new id and token, the same data, the old id "
+            "dead at once. Log in from a second browser to see two devices on "
+            "<i>your sessions</i>.</p>"
         )
 
     async def post(self) -> None:
         old = "none" if self.session.is_new else short_id(self.session.id)
-        self.session.regenerate()
         user = self.get_argument("name").strip()[:40] or "anonymous"
+        self.session.bind_user(user)  # regenerates, and lists the session under the user
         self.session["user"] = user
         self.session["did"] = {"action": "login", "old": old, "user": user}
         self.session["token_seen"] = None  # a new token, but not a rotation
@@ -280,6 +295,65 @@ class Logout(DemoPage):
         self.redirect(f"/?did=logout&old={old}")
 
 
+class YourSessions(DemoPage):
+    """The signed-in user's sessions, as GitHub and Google show them: one per device."""
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        store: MongoSessionStore = self.settings["session_store"]
+        sessions = await store.list_user_sessions(self.current_user, current=self.session.handle)
+        rows = "".join(self.device_row(session) for session in sessions)
+        others = len(sessions) > 1
+        self.show(
+            "<h2>Your sessions</h2>"
+            '<table class="devices"><tr><th>device</th><th>IP address</th><th>signed in</th>'
+            f"<th>last active</th><th></th></tr>{rows}</table>"
+            + (
+                "<p>" + self.button("/sessions/revoke-others", "log out everywhere else") + "</p>"
+                if others
+                else ""
+            )
+            + '<p class="note">Each row is a session bound to you with '
+            "<code>session.bind_user()</code>, listed by <code>store.list_user_sessions()</code> "
+            "(one query). The buttons call <code>store.revoke_session(handle, user_id=…)</code> "
+            "and <code>store.revoke_user(user_id, keep=…)</code>: that device's next request "
+            "opens nothing. A handle opens no session.</p>"
+        )
+
+    def device_row(self, session: UserSession) -> str:
+        if session.current:
+            action = "<b>this device</b>"
+        else:
+            action = (
+                f'<form method="post" action="/sessions/revoke">{self.xsrf_form_html()}'
+                f'<input type="hidden" name="handle" value="{html.escape(session.handle)}">'
+                "<button>log out</button></form>"
+            )
+        return (
+            f"<tr><td>{html.escape(session.user_agent or 'unknown')}</td>"
+            f"<td>{html.escape(session.ip or '-')}</td>"
+            f"<td>{clock_time(session.created_at)}</td>"
+            f"<td>{clock_time(session.accessed_at)}</td><td>{action}</td></tr>"
+        )
+
+
+class RevokeSession(DemoPage):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        store: MongoSessionStore = self.settings["session_store"]
+        # With the signed-in user's id: a handle of someone else's session revokes nothing.
+        await store.revoke_session(self.get_argument("handle"), user_id=self.current_user)
+        self.redirect("/sessions")
+
+
+class RevokeOthers(DemoPage):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        store: MongoSessionStore = self.settings["session_store"]
+        await store.revoke_user(self.current_user, keep=self.session.handle)
+        self.redirect("/sessions")
+
+
 def make_app(
     settings: SessionSettings,
     store: MongoSessionStore,
@@ -289,7 +363,16 @@ def make_app(
     """The demo application; ``clock`` replaces the session clock (tests move time)."""
     extra: dict[str, Any] = {} if clock is None else {"session_clock": clock}
     return tornado.web.Application(
-        [("/", Home), ("/login", Login), ("/logout", Logout), ("/regenerate", Regenerate)],
+        [
+            ("/", Home),
+            ("/login", Login),
+            ("/logout", Logout),
+            ("/regenerate", Regenerate),
+            ("/sessions", YourSessions),
+            ("/sessions/revoke", RevokeSession),
+            ("/sessions/revoke-others", RevokeOthers),
+        ],
+        login_url="/login",
         session_store=store,
         session_settings=settings,
         session_rotator=IntervalRotator(every=settings.token_ttl, keep=settings.tokens_kept),

@@ -21,7 +21,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import tornado.httpclient
 import tornado.web
+import tornado.websocket
 from helpers import Clock, Response, Server, assert_cleared, serve, session_id_of
 from mongo_helpers import doc_of
 
@@ -51,11 +53,19 @@ def json_api() -> ModuleType:
     return load_example("json_api")
 
 
+@pytest.fixture(scope="module")
+def users_example() -> ModuleType:
+    return load_example("users")
+
+
 class Browser:
     """Keeps the cookies a browser would (session and _xsrf), sends them back."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(
+        self, server: Server, user_agent: str = "Mozilla/5.0 (X11; Linux) Firefox"
+    ) -> None:
         self.server = server
+        self.user_agent = user_agent
         self.jar: dict[str, str] = {}
 
     async def request(
@@ -67,7 +77,10 @@ class Browser:
         json_body: Any = None,
         content_type: str | None = None,
     ) -> Response:
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.jar.items())}
+        headers = {
+            "Cookie": "; ".join(f"{k}={v}" for k, v in self.jar.items()),
+            "User-Agent": self.user_agent,
+        }
         body = None
         if form is not None:
             body = urllib.parse.urlencode({**form, "_xsrf": self.jar["_xsrf"]})
@@ -198,7 +211,7 @@ async def test_readme_example_runs_as_written(readme_app: int, sync_db: Any) -> 
         server.client.close()
 
 
-@pytest.mark.parametrize("name", ["app", "json_api", "metrics"])
+@pytest.mark.parametrize("name", ["app", "json_api", "metrics", "users"])
 def test_examples_stop_quietly_on_ctrl_c(
     name: str, mongo_url: str, db_name: str, tmp_path: Path
 ) -> None:
@@ -320,6 +333,57 @@ async def test_demo_login_regenerate_logout(demo_server: Server, sync_db: Any) -
     assert '<a href="/login">log in</a>' in page
 
 
+async def test_demo_your_sessions(demo_server: Server, sync_db: Any) -> None:
+    laptop, phone = Browser(demo_server), Browser(demo_server, "Mozilla/5.0 (iPhone) Safari")
+    response = await laptop.request("/sessions")
+    assert response.code == 302  # nobody signed in: @authenticated sends to the login page
+    assert response.headers["Location"].startswith("/login?next=%2Fsessions")
+    for browser in (laptop, phone):
+        await browser.request("/login")
+        assert (await browser.request("/login", {"name": "ada"})).code == 302
+    grace = Browser(demo_server, "Grace's browser")
+    await grace.request("/login")
+    await grace.request("/login", {"name": "grace"})
+    assert 'href="/sessions"' in (await laptop.request("/")).text
+
+    page = (await laptop.request("/sessions")).text
+    said = text_of(page)
+    assert "Your sessions" in said
+    assert "<td>Mozilla/5.0 (iPhone) Safari</td><td>127.0.0.1</td>" in page
+    assert "<td>Mozilla/5.0 (X11; Linux) Firefox</td><td>127.0.0.1</td>" in page
+    assert "Grace" not in said
+    assert page.count("this device") == 1
+    handles = re.findall(r'name="handle" value="([^"]+)"', page)
+    assert len(handles) == 1  # a button for every device but this one
+    for browser in (laptop, phone):  # no session id, no token on the page
+        assert not set(browser.jar["session"].split(".")) & set(re.findall(r"[\w-]{20,}", page))
+    assert "log out everywhere else" in said
+
+    # Grace's handle, posted by Ada, revokes nothing.
+    grace_handle = re.findall(
+        r'name="handle" value="([^"]+)"', (await grace.request("/sessions")).text
+    )
+    assert grace_handle == []  # grace has one device: no button
+    assert sync_db.sessions.count_documents({"user_id": "ada"}) == 2
+
+    response = await laptop.request("/sessions/revoke", {"handle": handles[0]})
+    assert response.code == 302
+    assert response.headers["Location"] == "/sessions"
+    assert sync_db.sessions.count_documents({"user_id": "ada"}) == 1
+    page = (await phone.request("/")).text  # the phone's next request opens nothing
+    assert '<a href="/login">log in</a>' in page
+    assert "visited this page <b>1 time</b>." in page
+
+    await phone.request("/login")
+    await phone.request("/login", {"name": "ada"})
+    assert (await laptop.request("/sessions/revoke-others", {})).code == 302
+    assert '<a href="/login">log in</a>' in (await phone.request("/")).text
+    page = (await laptop.request("/sessions")).text
+    assert page.count("this device") == 1
+    assert "log out everywhere else" not in page
+    assert sync_db.sessions.count_documents({"user_id": "grace"}) == 1
+
+
 async def test_demo_login_needs_the_xsrf_token(demo_server: Server) -> None:
     browser = Browser(demo_server)
     await browser.request("/login")
@@ -403,3 +467,61 @@ async def test_json_api_errors_are_json(
     assert error in json.loads(response.body)["error"]
     assert response.set_cookies == []
     assert sync_db.sessions.count_documents({}) == 0
+
+
+# -- users: current_user, @authenticated, devices, a WebSocket -----------------------------------
+
+
+@pytest.fixture
+async def users_server(users_example: ModuleType, collection: Any) -> AsyncIterator[Server]:
+    settings = SessionSettings(cookie_secure=False)
+    app = users_example.make_app(settings, MongoSessionStore(collection))
+    async with serve_app(app) as server:
+        yield server
+
+
+async def test_users_example(users_server: Server, sync_db: Any) -> None:
+    browser = Browser(users_server)
+    response = await browser.request("/")
+    assert response.code == 302
+    assert response.headers["Location"] == "/login?next=%2F"
+    await browser.request("/login")  # the form, and its _xsrf cookie
+    assert (await browser.request("/login", {"name": "mallory"})).code == 403
+    response = await browser.request("/login?next=%2F", {"name": "ada"})
+    assert response.code == 302
+    assert response.headers["Location"] == "/"
+    assert (await browser.request("/")).text == "Hello, Ada Lovelace"
+
+    phone = Browser(users_server, "Mozilla/5.0 (iPhone) Safari")
+    await phone.request("/login")
+    await phone.request("/login", {"name": "ada"})
+    devices = json.loads((await phone.request("/devices")).body)["sessions"]
+    assert [(d["user_agent"], d["this_device"]) for d in devices] == [
+        ("Mozilla/5.0 (iPhone) Safari", True),
+        ("Mozilla/5.0 (X11; Linux) Firefox", False),
+    ]
+
+    request = tornado.httpclient.HTTPRequest(
+        f"ws://127.0.0.1:{users_server.port}/chat",
+        headers={"Cookie": f"session={browser.jar['session']}"},
+    )
+    chat = await tornado.websocket.websocket_connect(request)
+    try:
+        assert await chat.read_message() == "welcome, Ada Lovelace"
+        chat.write_message("hello")
+        assert await chat.read_message() == "Ada Lovelace (1): hello"
+        assert doc_of(sync_db, browser.jar["session"])["data"] == {"messages": 1}  # type: ignore[index]
+
+        # The phone logs out everywhere else: the laptop's socket ends at its next check.
+        response = await phone.request("/devices", {"others": "1"})
+        assert json.loads(response.body) == {"revoked": 1}
+        chat.write_message("/check")
+        assert await chat.read_message() is None
+        assert chat.close_code == 4001
+    finally:
+        chat.close()
+    assert (await browser.request("/")).code == 302
+    assert (await phone.request("/")).text == "Hello, Ada Lovelace"
+    with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+        await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{users_server.port}/chat")
+    assert refused.value.code == 302  # nobody signed in: the handshake is refused

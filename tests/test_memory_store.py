@@ -17,6 +17,7 @@ from tornado_mongo_session import (
     MongoSessionStore,
     NewSession,
     Rotation,
+    SessionEnded,
     SessionRecord,
     SessionStoreError,
     SessionUpdate,
@@ -168,7 +169,7 @@ async def test_rotation_evicts_the_oldest_token() -> None:
 
 
 async def test_updating_a_vanished_session_matches_mongodb() -> None:
-    """Like update_one on a missing _id: nothing is written and nothing is raised."""
+    """Like update_one on a missing _id: nothing is written, and the write is refused."""
     store = MemorySessionStore()
     now = utc_now()
     result = await store.save(insert_request({"n": 1}, now))
@@ -176,10 +177,12 @@ async def test_updating_a_vanished_session_matches_mongodb() -> None:
     record = await store.load(result.cookie_value, now=now)
     assert record is not None
     await store.delete(record)
-    again = await store.save(
-        SessionUpdate(loaded=record, changed={"n": 2}, now=now, expires_at=now + timedelta(hours=1))
-    )
-    assert again.cookie_value is None
+    with pytest.raises(SessionEnded, match="nothing was written"):
+        await store.save(
+            SessionUpdate(
+                loaded=record, changed={"n": 2}, now=now, expires_at=now + timedelta(hours=1)
+            )
+        )
     assert store.session_count == 0
 
 

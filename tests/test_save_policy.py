@@ -18,12 +18,23 @@ from tornado_mongo_session import (
     NeverRotator,
     NewSession,
     Session,
+    SessionEnded,
     SessionRecord,
     SessionTooLarge,
     SessionUpdate,
     TokenRotator,
 )
-from tornado_mongo_session.policy import SavePlan, SaveRules, plan_save
+from tornado_mongo_session.policy import (
+    SLOW_REQUEST,
+    SaveContext,
+    SavePlan,
+    SaveRules,
+    TokenVerdict,
+    arrival,
+    judge_token,
+    plan_after_error,
+    plan_save,
+)
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
 COOKIE = "i" * 24 + "." + "t" * 43
@@ -37,10 +48,19 @@ RULES = SaveRules(
 
 
 def stored(
-    *, created: float = 3600, rotated: float = 1, accessed: float = 1, in_cookie: bool = False
+    *,
+    created: float = 3600,
+    rotated: float = 1,
+    accessed: float = 1,
+    in_cookie: bool = False,
+    newest: bool = True,
+    retired: float | None = None,
 ) -> SessionRecord:
-    """A loaded record whose times are the given seconds before NOW."""
+    """A loaded record whose times are the given seconds before NOW; ``newest``: the client
+    presented the newest token; ``retired``: its token was retired that many seconds ago."""
     return SessionRecord(
+        token_newest=newest and retired is None,
+        token_retired_at=None if retired is None else NOW - timedelta(seconds=retired),
         id="i" * 24,
         data={"n": 1, "cart": {"items": [1]}, "name": "x"},
         created_at=NOW - timedelta(seconds=created),
@@ -84,6 +104,7 @@ class Case:
     rotator: TokenRotator = field(default_factory=lambda: IntervalRotator(every=5, keep=3))
     rules: SaveRules = RULES
     headers_open: bool = True
+    stale: bool = False  # the request proved its cookie stale (a reused token)
 
 
 NOTHING: dict[str, Any] = {
@@ -114,8 +135,18 @@ TABLE: list[tuple[str, Case, dict[str, Any] | None]] = [
         {"unsaved": True},
     ),
     ("stale cookie, untouched", Case(), None),
-    ("stale cookie, session looked at", Case(handler=read), {"clear": True, "before": True}),
-    ("stale cookie, headers gone", Case(handler=read, headers_open=False), None),
+    ("cookie that opened nothing, looked at: left alone", Case(handler=read), None),
+    (
+        "cookie proven stale (reuse), untouched",
+        Case(stale=True),
+        {"clear": True, "before": True},
+    ),
+    (
+        "cookie proven stale (reuse), looked at",
+        Case(handler=read, stale=True),
+        {"clear": True, "before": True},
+    ),
+    ("cookie proven stale, headers gone", Case(handler=read, headers_open=False, stale=True), None),
     # -- a loaded session ------------------------------------------------------------------
     ("loaded, untouched, nothing due", Case(loaded=stored()), None),
     ("loaded, read, nothing due", Case(loaded=stored(), handler=read), None),
@@ -128,6 +159,16 @@ TABLE: list[tuple[str, Case, dict[str, Any] | None]] = [
         "loaded, untouched, token due",
         Case(loaded=stored(rotated=5)),
         {"save": "update", "rotate": True, "before": True},
+    ),
+    (
+        "loaded with an older kept token, token due: no rotation",
+        Case(loaded=stored(rotated=5, newest=False), handler=read),
+        None,
+    ),
+    (
+        "loaded with a token retired after the request arrived, due, write: no rotation",
+        Case(loaded=stored(rotated=5, retired=1), handler=assign("n", 2)),
+        {"save": "update", "changed": ["n"]},
     ),
     (
         "loaded, token due, headers gone",
@@ -210,19 +251,21 @@ TABLE: list[tuple[str, Case, dict[str, Any] | None]] = [
 ]
 
 
-def run(case: Case) -> SavePlan | None:
-    session: Session | None = None
+def run(case: Case, session: Session | None = None) -> SavePlan | None:
     if case.handler is not None:
         session = Session() if case.loaded is None else Session.from_record(case.loaded)
         case.handler(session)
     return plan_save(
-        loaded=case.loaded,
-        session=session,
-        cookie_in=COOKIE if case.cookie else None,
-        now=NOW,
-        rotator=case.rotator,
-        rules=case.rules,
-        headers_open=case.headers_open,
+        SaveContext(
+            loaded=case.loaded,
+            session=session,
+            cookie_in=COOKIE if case.cookie else None,
+            now=NOW,
+            rotator=case.rotator,
+            rules=case.rules,
+            headers_open=case.headers_open,
+            cookie_stale=case.stale,
+        )
     )
 
 
@@ -288,15 +331,7 @@ def test_deadline_is_the_earlier_of_idle_and_absolute() -> None:
 def test_a_new_session_keeps_its_id_and_gets_the_idle_deadline() -> None:
     session = Session()
     session["a"] = 1
-    plan = plan_save(
-        loaded=None,
-        session=session,
-        cookie_in=None,
-        now=NOW,
-        rotator=NeverRotator(),
-        rules=RULES,
-        headers_open=True,
-    )
+    plan = run(Case(loaded=None, handler=None, cookie=False, rotator=NeverRotator()), session)
     assert plan is not None
     assert isinstance(plan.save, NewSession)
     assert plan.save.session_id == session.id
@@ -318,3 +353,140 @@ def test_a_value_made_unstorable_in_place_is_refused_naming_the_key() -> None:
 
     with pytest.raises(TypeError, match="'cart'"):
         run(Case(loaded=stored(), handler=spoil))
+
+
+# -- tokens judged as of the request's arrival ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("retired", "verdict"),
+    [
+        (None, TokenVerdict.OPENS),
+        (-1, TokenVerdict.OPENS),  # retired a second after the request arrived
+        (0, TokenVerdict.LATE),  # at the very instant: refused, never served
+        (29, TokenVerdict.LATE),
+        (30, TokenVerdict.REUSED),
+        (3600, TokenVerdict.REUSED),
+    ],
+)
+def test_judge_token_as_of_arrival(retired: float | None, verdict: TokenVerdict) -> None:
+    assert judge_token(stored(retired=retired), arrived=NOW, rules=RULES) is verdict
+
+
+def test_arrival_counts_only_a_slow_start() -> None:
+    assert arrival(NOW, SLOW_REQUEST - 0.01) == NOW
+    assert arrival(NOW, 18.0) == NOW - timedelta(seconds=18)
+
+
+def test_after_an_error_only_a_logout_is_written() -> None:
+    loaded = stored()
+    cases = ((None, False), (read, False), (regenerate, False), (invalidate, True))
+    for handler, expected in cases:
+        session = Session.from_record(loaded)
+        if handler is not None:
+            handler(session)
+        plan = plan_after_error(loaded=loaded, session=session, now=NOW, headers_open=True)
+        assert (plan is not None) is expected
+        if plan is not None:
+            assert plan.retire is loaded
+            assert plan.clear_cookie
+            assert plan.save is None
+
+
+@pytest.mark.parametrize(
+    ("handler", "created"),
+    [
+        (regenerate, NOW - timedelta(seconds=3600)),
+        (invalidate_then_write, NOW),
+    ],
+)
+def test_a_regenerated_session_keeps_its_creation_time(
+    handler: Callable[[Session], None], created: datetime
+) -> None:
+    session = Session.from_record(stored())
+    handler(session)
+    plan = run_with(session)
+    assert plan is not None
+    assert isinstance(plan.save, NewSession)
+    assert plan.save.created_at == created
+    assert plan.save.expires_at == RULES.deadline(created, NOW)
+
+
+def test_regenerate_keeps_only_the_named_keys() -> None:
+    session = Session.from_record(stored())
+    session.regenerate(keep=("cart",))
+    assert dict(session) == {"cart": {"items": [1]}}
+
+
+def test_regenerate_is_refused_once_the_id_is_frozen() -> None:
+    session = Session.from_record(stored())
+    session.freeze_id()
+    with pytest.raises(RuntimeError, match="once the response headers are sent"):
+        session.regenerate()
+    assert session.id == "i" * 24
+    assert not session.is_new
+
+
+def run_with(
+    session: Session, *, loaded: SessionRecord | None = None, cookie_late: bool = False
+) -> SavePlan | None:
+    """The plan for ``session`` (loaded from ``loaded``, default :func:`stored`)."""
+    return plan_save(
+        SaveContext(
+            loaded=stored() if loaded is None and not cookie_late else loaded,
+            session=session,
+            cookie_in=COOKIE,
+            now=NOW,
+            rotator=IntervalRotator(every=5, keep=3),
+            rules=RULES,
+            headers_open=True,
+            cookie_late=cookie_late,
+        )
+    )
+
+
+def test_a_late_cookie_refuses_a_new_sessions_data_but_not_a_read() -> None:
+    def plan(handler: Callable[[Session], None]) -> SavePlan | None:
+        session = Session()
+        handler(session)
+        return run_with(session, cookie_late=True)
+
+    assert plan(read) is None  # nothing written, the cookie left alone
+    with pytest.raises(SessionEnded, match="newer one"):
+        plan(assign("cart", 1))
+
+
+@pytest.mark.parametrize(("persistent", "max_age"), [(True, 7200), (False, None)])
+def test_the_cookie_max_age_follows_the_deadline_unless_the_cookie_is_per_browser_session(
+    persistent: bool, max_age: int | None
+) -> None:
+    rules = replace(RULES, persistent_cookie=persistent)
+    for loaded, handler in ((None, assign("a", 1)), (stored(rotated=5), None)):
+        plan = run(Case(loaded=loaded, handler=handler, rules=rules))
+        assert plan is not None
+        assert plan.save is not None
+        assert plan.max_age == max_age
+        assert plan.save.expires_at == NOW + RULES.idle
+
+
+@pytest.mark.parametrize(
+    ("stored_size", "value", "refused"),
+    [
+        (100, "x" * 10, False),  # the store's size proves it fits: nothing encoded whole
+        (1000, "x" * 100, False),  # the bound (1000 + 100) is over, the exact size is not
+        (100, "x" * 2000, True),
+        (None, "x" * 2000, True),
+    ],
+)
+def test_the_size_check_is_exact_whatever_the_store_knows(
+    stored_size: int | None, value: str, refused: bool
+) -> None:
+    record = replace(stored(), size=stored_size)
+    if refused:
+        with pytest.raises(SessionTooLarge) as info:
+            run(Case(loaded=record, handler=assign("big", value)))
+        assert info.value.size == Session({**record.data, "big": value}).encoded_size()
+    else:
+        plan = run(Case(loaded=record, handler=assign("big", value)))
+        assert plan is not None
+        assert plan.save is not None

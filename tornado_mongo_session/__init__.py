@@ -17,6 +17,7 @@ from __future__ import annotations
 from tornado_mongo_session.errors import (
     SessionConfigError,
     SessionDataError,
+    SessionEnded,
     SessionError,
     SessionStoreError,
     SessionStoreUnavailable,
@@ -34,6 +35,8 @@ from tornado_mongo_session.stores.base import (
     SessionRecord,
     SessionStore,
     SessionUpdate,
+    UserSession,
+    UserSessionStore,
 )
 from tornado_mongo_session.stores.cookie import CookieSessionStore
 from tornado_mongo_session.stores.memory import MemorySessionStore
@@ -52,6 +55,7 @@ __all__ = [
     "Session",
     "SessionConfigError",
     "SessionDataError",
+    "SessionEnded",
     "SessionError",
     "SessionEvent",
     "SessionEventListener",
@@ -65,6 +69,8 @@ __all__ = [
     "SessionUpdate",
     "TieredSessionStore",
     "TokenRotator",
+    "UserSession",
+    "UserSessionStore",
 ]
 
 __version__ = "0.1.0"

@@ -67,6 +67,19 @@ class SessionConfig:
         }
         self._header = _header_parts(settings.cookie_name, self.cookie_attrs)
 
+    def store_for(self, handler: type[Any]) -> SessionStore:
+        """The store of a handler class: its ``session_store`` attribute, else the setting."""
+        store: SessionStore | None = getattr(handler, "session_store", None)
+        if store is None:
+            store = self.store
+        if store is None:
+            raise SessionConfigError(
+                "no session store: set the Application setting 'session_store' (for example "
+                "MongoSessionStore.from_settings(SessionSettings())) or a 'session_store' "
+                f"attribute on {handler.__name__}"
+            )
+        return store
+
     def cookie_header(self, value: str, max_age: int | None) -> str | None:
         """The ``Set-Cookie`` header Tornado's ``set_cookie`` would write for the session
         cookie; ``None`` for a value that would need quoting."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "SessionConfigError",
     "SessionDataError",
+    "SessionEnded",
     "SessionError",
     "SessionStoreError",
     "SessionStoreUnavailable",
@@ -32,6 +33,15 @@ class SessionStoreUnavailable(SessionStoreError):
     """The store could not be reached in time (server down, network error, timeout).
 
     The mixin answers such a request with 503; the app recovers when the server returns.
+    """
+
+
+class SessionEnded(SessionStoreError):
+    """The session ended (a login, logout or theft revocation in another request deleted it)
+    while this request was writing to it: nothing was written.
+
+    The mixin answers such a request with 409, so that no 200 ever acknowledges a write that
+    landed nowhere the client can read it.
     """
 
 

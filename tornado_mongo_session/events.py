@@ -52,7 +52,9 @@ EVENT_NAMES: Final = (
   counts all of them; in practice it is dominated by expiry.
 - ``revoked``: a stored session was ended before its deadline: ``invalidate()`` (logout) or
   the old id after ``regenerate()``.
-- ``theft_detected``: reserved for the token theft detection of issue 11; not emitted yet.
+- ``theft_detected``: a request presented a token retired more than ``reuse_leeway`` before
+  it arrived (token reuse: a copied cookie). Emitted whatever ``reuse_detection`` says; with
+  ``"revoke"`` a ``revoked`` event follows for the session's deletion. ``latency`` is 0.
 - ``store_failed``: a store call raised; ``outcome`` says how (``unavailable``: the store
   could not be reached, the request gets 503; ``refused``: the data could not be stored, 500;
   ``error``: anything else).

@@ -7,14 +7,14 @@ invalidate. The save policy turns that into a store call; the session takes the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from bson import ObjectId
 
 from tornado_mongo_session._bson import copy_value, encode
-from tornado_mongo_session.tokens import new_session_id
+from tornado_mongo_session.tokens import new_session_id, session_handle
 
 if TYPE_CHECKING:
     from tornado_mongo_session.stores import base
@@ -71,15 +71,11 @@ def _check_nested(key: str, value: Any, path: str, depth: int = 0) -> None:
             _check_nested(key, item, f"{path}[{index}]", depth + 1)
 
 
-def _encode(key: str, value: Any) -> bytes:
-    return encode({key: value})  # TypeError naming the key if BSON refuses the value
-
-
 def encode_value(key: str, value: Any) -> bytes:
     """Return the BSON bytes of ``{key: value}``; raise ``TypeError`` naming the key if it can't,
     ``ValueError`` for a nested key MongoDB would misread or nesting past :data:`MAX_NESTING`."""
     _check_nested(key, value, "")
-    return _encode(key, value)
+    return encode({key: value})
 
 
 # Values that cannot change in place: a handler holding one cannot change the session without
@@ -96,7 +92,9 @@ class Session(MutableMapping[str, Any]):
 
     Attributes a handler may read: ``id`` (the session id, never sent alone to the client),
     ``is_new`` (not yet stored), ``created_at``, ``rotated_at`` (when the current token was
-    issued), ``accessed_at`` and ``expires_at`` (``None`` until stored).
+    issued), ``accessed_at`` and ``expires_at`` (``None`` until stored), ``user_id`` (the user
+    bound by :meth:`bind_user`, or ``None``), ``ip`` and ``user_agent`` (the client's when the
+    user was bound, if recorded) and :attr:`handle`.
     """
 
     # How changes are found without encoding what the handler never touched: a value can only
@@ -106,18 +104,24 @@ class Session(MutableMapping[str, Any]):
     # handed out are not recorded: they can only change by assignment. A loaded value may be
     # shared with the store (MemorySessionStore): it is never changed in place, only copied.
     __slots__ = (
+        "_bound",
         "_data",
         "_encoded",
+        "_frozen",
         "_invalidated",
         "_regenerated",
         "_replaced_id",
+        "_size_stored",
         "_stored",
         "accessed_at",
         "created_at",
         "expires_at",
         "id",
+        "ip",
         "is_new",
         "rotated_at",
+        "user_agent",
+        "user_id",
     )
 
     def __init__(
@@ -132,6 +136,10 @@ class Session(MutableMapping[str, Any]):
         expires_at: datetime | None = None,
     ) -> None:
         self.id: str = session_id or new_session_id()
+        self.user_id: str | None = None
+        self.ip: str | None = None
+        self.user_agent: str | None = None
+        self._bound = False
         self.is_new = is_new
         self.created_at = created_at
         self.rotated_at = rotated_at
@@ -141,14 +149,15 @@ class Session(MutableMapping[str, Any]):
         self._stored: dict[str, bytes | None] = {}
         self._encoded: dict[str, bytes] | None = None
         self._replaced_id: str | None = None
+        self._size_stored: int | None = None  # an upper bound, when the store knew one
         self._regenerated = False
         self._invalidated = False
+        self._frozen = False
 
     @classmethod
     def from_record(cls, record: base.SessionRecord) -> Session:
-        """The session a store loaded."""
-        return cls(
-            record.data,
+        """The session a store loaded; it takes the record's data dict as its own."""
+        session = cls(
             session_id=record.id,
             is_new=False,
             created_at=record.created_at,
@@ -156,6 +165,15 @@ class Session(MutableMapping[str, Any]):
             accessed_at=record.accessed_at,
             expires_at=record.expires_at,
         )
+        session._data = record.data  # a load's own dict: no copy needed
+        session._size_stored = record.size
+        if record.user_id is not None:
+            session.user_id, session.ip, session.user_agent = (
+                record.user_id,
+                record.ip,
+                record.user_agent,
+            )
+        return session
 
     def __getitem__(self, key: str) -> Any:
         value = self._data[key]
@@ -163,7 +181,7 @@ class Session(MutableMapping[str, Any]):
             return value
         # A stored value handed out for the first time: it may be changed in place, so remember
         # how it is stored, and hand out a copy (the loaded one may be shared with the store).
-        self._stored[key] = _encode(key, value)
+        self._stored[key] = encode({key: value})
         value = self._data[key] = copy_value(value)
         return value
 
@@ -177,14 +195,14 @@ class Session(MutableMapping[str, Any]):
         self._remember(key)
         del self._data[key]
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
     def __len__(self) -> int:
         return len(self._data)
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
     def __contains__(self, key: object) -> bool:
-        return key in self._data
+        return key in self._data  # not Mapping's: that would hand the value out
 
     def __repr__(self) -> str:
         return f"<Session id=…{self.id[-4:]} new={self.is_new} keys={sorted(self._data)!r}>"
@@ -192,23 +210,84 @@ class Session(MutableMapping[str, Any]):
     def _remember(self, key: str) -> None:
         """Record how ``key`` looks in the store, before it first changes."""
         if key not in self._stored and not self.is_new:
-            self._stored[key] = _encode(key, self._data[key]) if key in self._data else None
+            self._stored[key] = encode({key: self._data[key]}) if key in self._data else None
 
-    def regenerate(self) -> None:
-        """Give the session a new id and token, keeping its data; the old id dies at save.
+    def regenerate(self, *, keep: Iterable[str] | None = None) -> None:
+        """Give the session a new id and token; the old id dies at save.
 
         Call it when privileges change (login): it defeats session fixation. The old id and
-        all its tokens stop working as soon as the response is saved.
+        all its tokens stop working as soon as the response is saved. The new session keeps
+        the old one's creation time, so its absolute deadline does not move.
+
+        ``keep``: the keys to carry over (default: all). Carry over only what the user may
+        keep across a privilege change (a cart); never a CSRF token or anything a visitor
+        could have planted before logging in. Raises ``RuntimeError`` once the response's
+        headers were sent (``flush()``): the new cookie could no longer reach the client, and
+        nothing is changed then.
         """
+        if self._frozen:
+            raise RuntimeError(
+                "session.regenerate() once the response headers are sent (after flush(), or "
+                "on a WebSocket): the new session's cookie could not reach the client. Call it "
+                "before flush(), and not over a WebSocket: do that in an HTTP request. Nothing "
+                "was changed"
+            )
+        if keep is not None:
+            kept = {check_key(key) for key in ([keep] if isinstance(keep, str) else keep)}
+            for key in [key for key in self._data if key not in kept]:
+                del self._data[key]
         self._renew()
         self._regenerated = True
 
+    def freeze_id(self) -> None:
+        """Refuse :meth:`regenerate` from now on. The mixin calls it once the response's
+        headers are sent, when a new session's cookie can no longer be set."""
+        self._frozen = True
+
     def invalidate(self) -> None:
         """Empty the session and end it: the stored record is deleted, the cookie expired. Data
-        written after this call starts a fresh session with a new id."""
+        written after this call starts a fresh, anonymous session with a new id."""
         self._renew()
         self._data.clear()
         self._invalidated = True
+        self.user_id = self.ip = self.user_agent = None
+
+    def bind_user(self, user_id: str | None) -> None:
+        """Bind the session to ``user_id`` at login (``None``: unbind); it implies
+        :meth:`regenerate`.
+
+        The id is stored in the session document (indexed), so ``current_user`` costs no
+        query and a store with the capability can list and revoke the user's sessions; the
+        mixin records the client's IP and User-Agent with it (setting ``remember_device``).
+        Raises ``TypeError`` for an id that is not a non-empty ``str`` of at most 1024
+        characters.
+        """
+        if user_id is not None and (
+            not isinstance(user_id, str) or not user_id or len(user_id) > 1024
+        ):
+            raise TypeError(
+                f"bind_user() takes a non-empty str of at most 1024 characters or None, "
+                f"not {type(user_id).__name__} {str(user_id)[:40]!r}"
+            )
+        self.regenerate()
+        self.user_id = user_id
+        self.ip = self.user_agent = None
+        self._bound = user_id is not None
+
+    @property
+    def user_bound(self) -> bool:
+        """True once :meth:`bind_user` bound a user in this request (until it is saved)."""
+        return self._bound
+
+    def record_device(self, ip: str | None, user_agent: str | None) -> None:
+        """Keep the client's IP and User-Agent with the user just bound (the mixin calls it)."""
+        self.ip, self.user_agent = ip, user_agent
+
+    @property
+    def handle(self) -> str:
+        """The session's handle, as :meth:`UserSessionStore.list_user_sessions` shows it: pass
+        it as ``current`` to mark this session, as ``keep`` to log out everywhere else."""
+        return session_handle(self.id)
 
     def _renew(self) -> None:
         """Become a new session under a new id, remembering the stored id to retire."""
@@ -237,15 +316,10 @@ class Session(MutableMapping[str, Any]):
         """The stored id that regenerate/invalidate retired in this request, if any."""
         return self._replaced_id
 
-    # -- for the save policy and the mixin ---------------------------------------------------
-
     def changes(self) -> tuple[dict[str, Any], list[str]]:
-        """Return ``(changed, removed)`` against what the store holds.
-
-        ``changed`` maps each new or modified top-level key to its value (every key, for a new
-        session), ``removed`` lists the deleted keys. Raises ``TypeError``/``ValueError`` naming
-        the key if a value changed in place can't be stored.
-        """
+        """Return ``(changed, removed)``: each new or modified key with its value (every key of a
+        new session) and the deleted keys, against what the store holds. Raises ``TypeError``
+        or ``ValueError`` naming the key if a value changed in place can't be stored."""
         data, stored = self._data, self._stored
         if self.is_new:
             self._encoded = {key: encode_value(key, value) for key, value in data.items()}
@@ -255,7 +329,7 @@ class Session(MutableMapping[str, Any]):
         if stored:
             for key, value in data.items():
                 if key in stored:
-                    now = encoded[key] = _encode(key, value)
+                    now = encoded[key] = encode({key: value})
                     if now != stored[key]:
                         _check_nested(key, value, "")  # only what changed can hold a bad key
                         changed[key] = value
@@ -265,6 +339,20 @@ class Session(MutableMapping[str, Any]):
     def encoded_size(self) -> int:
         """Return the BSON size of all the data, as a save would write it."""
         return len(encode(self._data))
+
+    def size_bound(self) -> int:
+        """Return an upper bound of :meth:`encoded_size`, from the encodings of the last
+        :meth:`changes` and the store's size where they allow (exact for a new session),
+        without encoding the data whole; else the exact size."""
+        encoded, stored = self._encoded, self._size_stored
+        if encoded is not None and (self.is_new or stored is not None):
+            # A document's elements plus its 5 bytes of frame; each encoding has its own frame.
+            added = sum(len(value) - 5 for value in encoded.values())
+            if self.is_new and len(encoded) == len(self._data):
+                return 5 + added
+            if not self.is_new and stored is not None:
+                return stored + added  # each touched key's stored element is counted in both
+        return self.encoded_size()
 
     def saved(self, save: base.NewSession | base.SessionUpdate, result: base.SaveResult) -> None:
         """Take in a save the store made: id and times become the save's, and what the store
@@ -279,5 +367,7 @@ class Session(MutableMapping[str, Any]):
         if self._encoded is None:
             self.changes()
         self._stored, self._encoded = dict(self._encoded or {}), None
+        self._size_stored = None  # what the store now holds was not measured
         self.is_new = False
         self._replaced_id = None
+        self._bound = False

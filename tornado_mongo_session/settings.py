@@ -100,6 +100,24 @@ class SessionSettings(BaseSettings):
         "many rotations of its session. Keep it at 2 or more, so that concurrent requests and a "
         "lost response never log a user out.",
     )
+    reuse_detection: Literal["revoke", "log"] = Field(
+        default="revoke",
+        description="What a request carrying a token retired more than reuse_leeway seconds "
+        "before it arrived sets off (a copy of the cookie is in use beside the one that moved "
+        "on: theft). `revoke`: the session ends for every holder, thief and user alike, and "
+        "a security event is logged; `log`: only the event is logged. Either way that request "
+        "is refused and its cookie cleared.",
+    )
+    reuse_leeway: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds after its retirement during which a token is not yet taken for "
+        "reuse: a request sent before the browser received newer tokens (queued by a proxy, "
+        "a slow network, clocks of several app hosts a little apart) is refused without "
+        "ending the session or clearing the cookie. A request that arrived before its token "
+        "was retired (a slow upload) is still served, while the session remembers that token "
+        "(its last 16 retired ones).",
+    )
     idle_timeout: float = Field(
         default=7200.0,
         gt=0,
@@ -132,6 +150,12 @@ class SessionSettings(BaseSettings):
         le=15 * 1024 * 1024,
         description="Limit on the encoded (BSON) size of a session's data. A save over it fails "
         "(500) and writes nothing: it bounds what a client can make the server store.",
+    )
+    remember_device: bool = Field(
+        default=True,
+        description="Keep the client's IP address and User-Agent (truncated to 64 and 256 "
+        "characters) with a session when `session.bind_user()` binds a user, so that a "
+        '"your devices" page can tell the user\'s sessions apart. False: neither is stored.',
     )
 
     server_selection_timeout_ms: int = Field(

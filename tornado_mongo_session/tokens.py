@@ -6,6 +6,7 @@ neither contains a ``.``. Only :func:`hash_token` of a token is ever stored.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -20,7 +21,9 @@ __all__ = [
     "new_session_id",
     "new_token",
     "parse_cookie",
+    "session_handle",
     "token_matches",
+    "token_rank",
 ]
 
 SESSION_ID_BYTES = 18
@@ -29,9 +32,8 @@ SESSION_ID_BYTES = 18
 TOKEN_BYTES = 32
 """256 bits: 43 URL-safe characters."""
 
-_ID_LENGTH = 24
-_TOKEN_LENGTH = 43
-_PART = re.compile(r"[A-Za-z0-9_-]+")
+# 24 and 43 URL-safe characters: the lengths of SESSION_ID_BYTES and TOKEN_BYTES in base64.
+_COOKIE = re.compile(r"([A-Za-z0-9_-]{24})\.([A-Za-z0-9_-]{43})")
 
 
 def new_session_id() -> str:
@@ -62,6 +64,16 @@ def token_matches(token: str, stored_hashes: Iterable[object]) -> bool:
     return found
 
 
+def token_rank(token_hash: str, stored_hashes: Iterable[object]) -> int | None:
+    """The position of ``token_hash`` (a :func:`hash_token` result) in ``stored_hashes``, or
+    ``None``; every stored hash is compared in constant time, whichever matches."""
+    rank = None
+    for index, stored in enumerate(stored_hashes):
+        if isinstance(stored, str) and stored.isascii() and hmac.compare_digest(token_hash, stored):
+            rank = index
+    return rank
+
+
 def encode_cookie(session_id: str, token: str) -> str:
     """Return the cookie value ``<session id>.<token>``."""
     return f"{session_id}.{token}"
@@ -72,11 +84,15 @@ def parse_cookie(value: str | None) -> tuple[str, str] | None:
 
     A malformed value is not an error: the caller treats it as an absent cookie.
     """
-    if not value or len(value) != _ID_LENGTH + 1 + _TOKEN_LENGTH:
-        return None
-    session_id, sep, token = value.partition(".")
-    if not sep or len(session_id) != _ID_LENGTH or len(token) != _TOKEN_LENGTH:
-        return None
-    if not (_PART.fullmatch(session_id) and _PART.fullmatch(token)):
-        return None
-    return session_id, token
+    match = _COOKIE.fullmatch(value) if value else None
+    return None if match is None else (match[1], match[2])
+
+
+def session_handle(session_id: str) -> str:
+    """Return the handle of a session: what a "your devices" page may show and send back.
+
+    A hash of the id (22 URL-safe characters, 132 bits): it opens nothing (a cookie needs the
+    id and a token), and neither the id nor a token can be found from it.
+    """
+    digest = hashlib.sha256(b"tornado_mongo_session handle\x00" + session_id.encode()).digest()
+    return base64.urlsafe_b64encode(digest[:17]).decode()[:22]

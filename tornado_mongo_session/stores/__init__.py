@@ -1,4 +1,9 @@
-"""Session stores: where session records live. None of them imports tornado."""
+"""Session stores: where session records live. None of them imports tornado.
+
+Each store is a module (``mongo``, ``memory``, ``cookie``, ``tiered``); ``base`` holds the
+:class:`~tornado_mongo_session.stores.base.SessionStore` protocol and the records that cross it.
+Import them from :mod:`tornado_mongo_session`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from tornado_mongo_session.stores.base import (
     SessionRecord,
     SessionStore,
     SessionUpdate,
+    UserSession,
+    UserSessionStore,
 )
 from tornado_mongo_session.stores.cookie import CookieSessionStore
 from tornado_mongo_session.stores.memory import MemorySessionStore
@@ -26,4 +33,6 @@ __all__ = [
     "SessionStore",
     "SessionUpdate",
     "TieredSessionStore",
+    "UserSession",
+    "UserSessionStore",
 ]

@@ -12,11 +12,10 @@ __all__ = ["KeyedLocks"]
 class KeyedLocks:
     """Serialize the coroutines of one process that work on the same key.
 
-    Why the Mongo store wants it: with a ``token_ttl`` below the request latency, the concurrent
-    saves of one session would rotate its token faster than its in-flight requests can follow
-    (measured on FerretDB 2: about half of 1,000 requests logged out without it, none with it).
-    On FerretDB 1.24, whose updates are not atomic, it also keeps deltas and rotation exact
-    within one process. Across processes only the server's atomic updates make them exact.
+    Why the document stores keep it: on FerretDB 1.24, whose updates are not atomic, it keeps
+    deltas and rotation exact within one process. (It used to keep a short ``token_ttl`` from
+    logging in-flight requests out; rotating only for the newest token does that now, measured
+    with and without it.) Across processes only the server's atomic updates make them exact.
     Costs no round trip.
     """
 

@@ -12,24 +12,46 @@ store that rewrites a session whole (the cookie store) treats them the same.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from tornado_mongo_session.tokens import new_session_id, new_token
 
-__all__ = ["NewSession", "Rotation", "SaveResult", "SessionRecord", "SessionStore", "SessionUpdate"]
+__all__ = [
+    "NewSession",
+    "Rotation",
+    "SaveResult",
+    "SessionRecord",
+    "SessionStore",
+    "SessionUpdate",
+    "UserSession",
+    "UserSessionStore",
+]
 
 
 @dataclass(kw_only=True, slots=True)
 class SessionRecord:
     """A live session as loaded from a store.
 
+    ``data`` is a dict of the load's own (a :class:`~tornado_mongo_session.Session` takes it
+    over), though its values may be shared with the store: never change one in place.
     ``token`` is the raw token the client presented (kept in memory for this request only, never
     stored); ``token_hashes`` the stored SHA-256 hashes, newest first. ``in_cookie``: the data
     lives in the cookie itself (:class:`~tornado_mongo_session.stores.cookie.CookieSessionStore`),
     so its save can only travel in the response, and no server holds anything to delete.
+
+    ``token_newest``: the client presented the newest token (only such a request may rotate).
+    ``token_retired_at``: set when the client presented a token that is no longer kept but
+    was retired (evicted by a rotation) at that time; the save policy judges it against when the
+    request arrived (:func:`~tornado_mongo_session.policy.judge_token`), and the session must
+    not be used before it did. ``retired``: the stored ``{h, at}`` entries of retired token
+    hashes, newest first, as the next rotation extends them.
+
+    ``size``: an upper bound of ``data``'s BSON size as stored, when the store knows one
+    without encoding it (the memory and cookie stores); it spares a save the encoding of the
+    whole session to check ``max_session_bytes``.
     """
 
     id: str
@@ -41,6 +63,13 @@ class SessionRecord:
     token: str | None = field(default=None, repr=False)
     token_hashes: list[str] = field(default_factory=list)
     in_cookie: bool = False
+    user_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    token_newest: bool = True
+    token_retired_at: datetime | None = None
+    retired: Sequence[Mapping[str, Any]] = ()
+    size: int | None = field(default=None, compare=False)  # a hint, not what the session is
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +80,8 @@ class NewSession:
     to another keeps its own, so its absolute deadline still counts from there. ``promote``: the
     session is being regenerated (login): a store that composes a cheap tier with a protected
     one puts it in the protected one. ``session_id`` and ``token`` default to fresh ones.
+    ``user_id``: the user the session is bound to (``Session.bind_user``), with the client's
+    ``ip`` and ``user_agent`` as they were at login (``None`` when not recorded).
     """
 
     data: Mapping[str, Any]
@@ -60,6 +91,9 @@ class NewSession:
     session_id: str = field(default_factory=new_session_id)
     token: str = field(default_factory=new_token, repr=False)
     promote: bool = False
+    user_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
 
     @property
     def rotated_at(self) -> datetime:
@@ -99,6 +133,11 @@ class SessionUpdate:
     @property
     def created_at(self) -> datetime:
         return self.loaded.created_at
+
+    @property
+    def user_id(self) -> str | None:
+        """The user the session is bound to: an update never changes it (binding regenerates)."""
+        return self.loaded.user_id
 
     @property
     def rotated_at(self) -> datetime:
@@ -156,4 +195,53 @@ class SessionStore(Protocol):
 
     async def delete(self, record: SessionRecord) -> None:
         """Delete a stored session (logout, or the old id after regenerate)."""
+        ...
+
+
+@dataclass(frozen=True)
+class UserSession:
+    """One live session of a user, as a "your devices" page shows it.
+
+    ``handle`` names the session to :meth:`UserSessionStore.revoke_session` and nothing else: it
+    is a hash of the session id, so it opens nothing (a cookie needs the id and a token), and it
+    cannot be guessed (the id has 128 random bits). ``created_at``: the login; ``accessed_at``:
+    the last use, to within ``touch_interval``; ``ip`` and ``user_agent``: the client's at login
+    (``None`` when not recorded); ``current``: the session of the request that asked.
+    """
+
+    handle: str
+    created_at: datetime
+    accessed_at: datetime
+    ip: str | None
+    user_agent: str | None
+    current: bool = False
+
+
+@runtime_checkable
+class UserSessionStore(SessionStore, Protocol):
+    """A store that can list and revoke the sessions bound to a user (an optional capability).
+
+    MongoSessionStore, MemorySessionStore and TieredSessionStore (through its server tier) have
+    it. A revoked session is deleted: its next request, on any process, opens nothing (a new,
+    empty session; the stale cookie is cleared).
+    """
+
+    async def list_user_sessions(
+        self, user_id: str, *, current: str | None = None
+    ) -> list[UserSession]:
+        """The live sessions bound to ``user_id``, newest login first; the one whose handle is
+        ``current`` is marked ``current``. One query."""
+        ...
+
+    async def revoke_session(self, handle: str, *, user_id: str | None = None) -> bool:
+        """Delete the session ``handle`` names; True if there was one. One delete.
+
+        Pass the signed-in user's ``user_id`` whenever the handle comes from a request: then a
+        handle of another user's session revokes nothing. Only an operator's tool omits it.
+        """
+        ...
+
+    async def revoke_user(self, user_id: str, *, keep: str | None = None) -> int:
+        """Delete every session bound to ``user_id`` except the one whose handle is ``keep``
+        ("log out everywhere else"; ``None``: everywhere); return how many. One delete."""
         ...

@@ -8,7 +8,8 @@ integrity (anonymous carts, preferences), or through
 
 The cookie value is ``c1.<key version>.<body>.<signature>`` (``stores/_cookie_format.py``
 describes it); its BSON payload is ``{i: id, d: data, c: created_at, a: accessed_at,
-r: rotated_at, e: expires_at}`` (one-letter names: every byte counts against the 4 KB limit).
+r: rotated_at, e: expires_at}``, and ``u: user id`` when one is bound (one-letter names:
+every byte counts against the 4 KB limit).
 The keys are in ``stores/_cookie_keys.py``.
 """
 
@@ -29,12 +30,23 @@ from tornado_mongo_session.clock import as_utc
 from tornado_mongo_session.errors import SessionConfigError, SessionTooLarge
 from tornado_mongo_session.stores._cookie_format import PREFIX, seal, unseal
 from tornado_mongo_session.stores._cookie_keys import Ciphers, CookieSecret, SigningKeys
-from tornado_mongo_session.stores.base import NewSession, SaveResult, SessionRecord, SessionUpdate
+from tornado_mongo_session.stores.base import (
+    NewSession,
+    SaveResult,
+    SessionRecord,
+    SessionUpdate,
+    UserSession,
+)
 
 __all__ = ["CookieSecret", "CookieSessionStore"]
 
 log = logging.getLogger("tornado_mongo_session.cookie")
 
+_CANNOT_REVOKE = (
+    "CookieSessionStore cannot list or revoke sessions: each lives only in its signed cookie, "
+    "valid until its own expiry. Use MongoSessionStore, or TieredSessionStore, which keeps the "
+    "sessions bound to a user on the server"
+)
 _OPENED_KEPT = 1024  # the cookie values whose verified sessions are kept, most recent first
 
 
@@ -42,6 +54,12 @@ def _as_datetime(value: object) -> datetime:
     if not isinstance(value, datetime):
         raise TypeError("not a datetime")
     return as_utc(value)
+
+
+def _as_user_id(value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError("not a str")
+    return value
 
 
 class CookieSessionStore:
@@ -153,6 +171,8 @@ class CookieSessionStore:
             rotated_at=opened.rotated_at,
             expires_at=opened.expires_at,
             in_cookie=True,
+            user_id=opened.user_id,
+            size=opened.size,
         )
 
     async def save(self, request: NewSession | SessionUpdate) -> SaveResult:
@@ -169,6 +189,8 @@ class CookieSessionStore:
             "r": request.rotated_at,
             "e": request.expires_at,
         }
+        if request.user_id is not None:
+            payload["u"] = request.user_id
         rotated = isinstance(request, NewSession) or request.rotation is not None
         return SaveResult(
             session_id=request.session_id, cookie_value=self._seal(payload), rotated=rotated
@@ -176,6 +198,22 @@ class CookieSessionStore:
 
     async def delete(self, record: SessionRecord) -> None:
         """Nothing to delete: the mixin expires the cookie in the browser."""
+
+    # -- the sessions of a user: impossible here ---------------------------------------------
+
+    async def list_user_sessions(
+        self, user_id: str, *, current: str | None = None
+    ) -> list[UserSession]:
+        """Raises :class:`SessionConfigError`: no server knows which cookies a user holds."""
+        raise SessionConfigError(_CANNOT_REVOKE)
+
+    async def revoke_session(self, handle: str, *, user_id: str | None = None) -> bool:
+        """Raises :class:`SessionConfigError`: a signed cookie cannot be revoked."""
+        raise SessionConfigError(_CANNOT_REVOKE)
+
+    async def revoke_user(self, user_id: str, *, keep: str | None = None) -> int:
+        """Raises :class:`SessionConfigError`: a signed cookie cannot be revoked."""
+        raise SessionConfigError(_CANNOT_REVOKE)
 
     # -- the format ---------------------------------------------------------------------------
 
@@ -213,6 +251,8 @@ class CookieSessionStore:
                 rotated_at=_as_datetime(payload["r"]),
                 expires_at=_as_datetime(payload["e"]),
                 in_cookie=True,
+                user_id=_as_user_id(payload.get("u")),
+                size=len(plain),  # the payload holds the data, and more
             )
         except (KeyError, TypeError, ValueError):
             log.warning("a validly signed session cookie has a malformed payload; ignored")

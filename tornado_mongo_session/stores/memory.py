@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 from tornado_mongo_session._bson import copy_value, decode, encode_for_store
 from tornado_mongo_session.clock import as_utc, utc_now
 from tornado_mongo_session.errors import SessionDataError, SessionStoreError
-from tornado_mongo_session.stores._document import DocumentStore, StoredSession
+from tornado_mongo_session.stores._document import Document, DocumentStore, StoredSession
 from tornado_mongo_session.stores.base import SessionRecord
 
 __all__ = ["MemorySessionStore"]
@@ -35,20 +35,20 @@ __all__ = ["MemorySessionStore"]
 log = logging.getLogger("tornado_mongo_session.memory")
 
 _MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's document limit
-# Below this, the fields beside the data (100 tokens at most, 4 times) cannot take a document
-# over the limit, so the data's size need not be exact.
+# Below this, the fields beside the data (100 tokens, 16 retired ones, 4 times) cannot take a
+# document over the limit, so the data's size need not be exact.
 _NEAR_LIMIT = _MAX_DOCUMENT_BYTES - 64 * 1024
 _TIMES = ("created_at", "accessed_at", "rotated_at", "expires_at")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class _Held(StoredSession):
     """One session's document, as values MongoDB would return: tokens as a tuple, times as BSON
     stores them, ``data`` as BSON decodes it (a save replaces it; a load shares its values).
-    ``size`` bounds the data's BSON size from above, exactly once near MongoDB's limit, so a
+    ``size`` bounds the data's BSON size from above (exact once near MongoDB's limit), so a
     save need not encode what it does not change."""
 
-    size: int
+    size: int = 0
 
 
 class MemorySessionStore(DocumentStore):
@@ -58,7 +58,7 @@ class MemorySessionStore(DocumentStore):
     (loads and saves count as use). ``clock`` is the default ``now`` of :meth:`purge_expired`.
 
     Round trips: none; every operation is a few dictionary operations, and a save a BSON encode
-    and decode of what it writes.
+    and decode of what it writes. Listing and revoking a user's sessions scan the map.
     """
 
     waits_for_io = False
@@ -107,19 +107,53 @@ class MemorySessionStore(DocumentStore):
 
     # -- DocumentStore's primitives, on a dict -------------------------------------------------
 
+    def _now(self) -> datetime:
+        return self._clock()
+
+    async def _bound_sessions(self, user_id: str, now: datetime) -> list[StoredSession]:
+        return [
+            held
+            for held in self._records.values()
+            if held.user_id == user_id and held.expires_at > now
+        ]
+
+    async def _delete_bound(
+        self, *, user_id: str | None, handle: str | None, keep: str | None
+    ) -> int:
+        doomed = [
+            session_id
+            for session_id, held in self._records.items()
+            if held.handle is not None
+            and (user_id is None or held.user_id == user_id)
+            and (held.handle == handle if handle is not None else held.handle != keep)
+        ]
+        for session_id in doomed:
+            del self._records[session_id]
+        return len(doomed)
+
     async def _find(self, session_id: str) -> StoredSession | None:
         held = self._records.get(session_id)
         if held is not None:
             self._records.move_to_end(session_id)
         return held
 
-    async def _insert_document(self, doc: dict[str, Any]) -> None:
+    async def _insert_document(self, doc: Document) -> None:
         session_id = doc["_id"]
         if session_id in self._records:
             raise SessionStoreError("session id collision during insert")
-        fields = {name: _stored_time(doc[name]) for name in _TIMES}
         raw = encode_for_store(doc["data"], what="insert")
-        held = _Held(tokens=tuple(doc["tokens"]), data=decode(raw), size=len(raw), **fields)
+        held = _Held(
+            tokens=tuple(doc["tokens"]),
+            created_at=_stored_time(doc["created_at"]),
+            accessed_at=_stored_time(doc["accessed_at"]),
+            rotated_at=_stored_time(doc["rotated_at"]),
+            expires_at=_stored_time(doc["expires_at"]),
+            data=decode(raw),
+            size=len(raw),
+        )
+        if "user_id" in doc:
+            held.user_id, held.handle = doc["user_id"], doc["handle"]
+            held.ip, held.user_agent = doc.get("ip"), doc.get("ua")
         if held.size >= _NEAR_LIMIT:
             _check_size(_document(session_id, held, data={}), held.size, "insert")
         self._records[session_id] = held
@@ -129,17 +163,10 @@ class MemorySessionStore(DocumentStore):
                 "session …%s evicted: max_sessions=%d reached", evicted[-4:], self.max_sessions
             )
 
-    async def _update_document(
-        self,
-        session_id: str,
-        rotated_at: datetime | None,
-        fields: dict[str, Any],
-        removed: list[str],
-    ) -> bool:
+    async def _update_document(self, query: Document, fields: Document, removed: list[str]) -> bool:
+        session_id = query["_id"]
         held = self._records.get(session_id)
-        if held is None:
-            return False
-        if rotated_at is not None and held.rotated_at != rotated_at:
+        if held is None or held.rotated_at != query.get("rotated_at", held.rotated_at):
             return False
         # Paths are "data.<key>" (a key holds no dot) or a field beside the data.
         changed = {path[5:]: value for path, value in fields.items() if path.startswith("data.")}
@@ -149,6 +176,8 @@ class MemorySessionStore(DocumentStore):
                 updates[name] = _stored_time(updates[name])
         if "tokens" in updates:
             updates["tokens"] = tuple(updates["tokens"])
+        if "retired" in updates:
+            updates["retired"] = _stored_retired(updates["retired"])
         if changed or removed:
             data, size = _apply(held, changed, [path[5:] for path in removed])
             if size >= _NEAR_LIMIT:
@@ -163,7 +192,7 @@ class MemorySessionStore(DocumentStore):
 
 def _document(session_id: str, held: _Held, data: dict[str, Any] | None = None) -> dict[str, Any]:
     """The document as MongoDB would return it (with ``data`` in place of the data, if given)."""
-    return {
+    doc = {
         "_id": session_id,
         "tokens": list(held.tokens),
         "created_at": held.created_at,
@@ -172,6 +201,14 @@ def _document(session_id: str, held: _Held, data: dict[str, Any] | None = None) 
         "expires_at": held.expires_at,
         "data": held.data if data is None else data,
     }
+    if held.user_id is not None:
+        doc.update(user_id=held.user_id, handle=held.handle)
+        for name, value in (("ip", held.ip), ("ua", held.user_agent)):
+            if value is not None:
+                doc[name] = value
+    if held.retired:  # the field exists from the first eviction on, as in MongoDB
+        doc["retired"] = [dict(entry) for entry in held.retired]
+    return doc
 
 
 def _apply(held: _Held, changed: dict[str, Any], removed: list[str]) -> tuple[dict[str, Any], int]:
@@ -195,6 +232,19 @@ def _stored_time(value: datetime) -> datetime:
         value = as_utc(value)
         value = value.replace(microsecond=value.microsecond // 1000 * 1000)
     return value
+
+
+def _stored_retired(retired: list[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+    """The ``retired`` entries as BSON stores them. A rotation puts its new entries first and
+    carries the stored ones over: only the entries before the first stored one are converted."""
+    converted: list[Mapping[str, Any]] = []
+    for index, entry in enumerate(retired):
+        at = entry["at"]
+        stored = _stored_time(at)
+        if stored is at:
+            return (*converted, *retired[index:])
+        converted.append({"h": entry["h"], "at": stored})
+    return tuple(converted)
 
 
 def _check_size(beside: dict[str, Any], size: int, what: str) -> None:

@@ -1,10 +1,10 @@
 """MongoSessionStore: sessions as MongoDB documents, found by id, verified by token hash.
 
 Works with a PyMongo ``AsyncCollection`` (the default driver) and with a Motor collection alike:
-it only awaits the collection methods both share (find_one, insert_one, update_one, delete_one,
-delete_many, create_index; for maintenance also count_documents, find and aggregate). Requests
-use only what MongoDB >= 5.0 and FerretDB 1.24 both do; :meth:`MongoSessionStore.stats` needs
-MongoDB >= 4.4 or FerretDB 2.
+it only awaits the collection methods both share (find_one, find(...).to_list, insert_one,
+update_one, delete_one, delete_many, create_indexes; for maintenance also count_documents, find
+and aggregate). Requests use only what MongoDB >= 5.0 and FerretDB 1.24 both do;
+:meth:`MongoSessionStore.stats` needs MongoDB >= 4.4 or FerretDB 2.
 
 Whatever the application's client says, the store reads from the primary and writes with its own
 write concern (``majority`` by default): see :class:`MongoSessionStore` and docs/deployment.md.
@@ -16,11 +16,12 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bson.errors import InvalidDocument
-from pymongo import ReadPreference
+from pymongo import ASCENDING, IndexModel, ReadPreference
 from pymongo.errors import (
     ConnectionFailure,
     DocumentTooLarge,
@@ -41,7 +42,7 @@ from tornado_mongo_session.errors import (
     SessionStoreError,
     SessionStoreUnavailable,
 )
-from tornado_mongo_session.stores._document import DocumentStore, StoredSession
+from tornado_mongo_session.stores._document import Document, DocumentStore, StoredSession
 from tornado_mongo_session.stores._stats import SessionStats, read_stats, stats_pipeline
 from tornado_mongo_session.stores.base import SessionRecord
 
@@ -57,6 +58,32 @@ _UNAVAILABLE = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
 # The same as SessionSettings' write_concern and write_concern_timeout_ms defaults.
 _DEFAULT_W = "majority"
 _DEFAULT_WTIMEOUT_MS = 5000
+
+
+@dataclass(frozen=True)
+class _Indexes:
+    """Indexes made together, in one command: what they are called in the log, what goes
+    without them."""
+
+    name: str
+    models: tuple[IndexModel, ...]
+    without: str
+
+
+_TTL_INDEX = _Indexes(
+    "TTL index on expires_at",
+    (IndexModel("expires_at", expireAfterSeconds=0, name="expires_at_ttl"),),
+    "expired sessions are never loaded, but call purge_expired() to delete them",
+)
+_USER_INDEXES = _Indexes(
+    "user indexes on user_id and handle",
+    # Sparse: only the sessions bound to a user are in them; anonymous ones cost nothing.
+    (
+        IndexModel([("user_id", ASCENDING)], sparse=True, name="user_id"),
+        IndexModel([("handle", ASCENDING)], sparse=True, name="handle"),
+    ),
+    "listing and revoking a user's sessions scans the collection",
+)
 
 
 def _pinned(collection: Any, write_concern: WriteConcern) -> Any:
@@ -111,7 +138,7 @@ class MongoSessionStore(DocumentStore):
             write_concern = WriteConcern(_DEFAULT_W, wtimeout=_DEFAULT_WTIMEOUT_MS)
         self.collection = _pinned(collection, write_concern)
         self._client = client
-        self._indexes_done = False
+        self._indexes_done: set[str] = set()
         self._indexes_lock: asyncio.Lock | None = None
 
     @classmethod
@@ -155,41 +182,48 @@ class MongoSessionStore(DocumentStore):
     # -- maintenance -------------------------------------------------------------------------
 
     async def ensure_indexes(self) -> None:
-        """Create the TTL index on ``expires_at``, where the server allows; idempotent.
+        """Create the store's indexes, where the server allows; idempotent.
 
-        Any refusal by the server (FerretDB answers NotImplemented; a user without the privilege
-        gets Unauthorized; an index already on ``expires_at`` with other options conflicts) is
-        one warning in the log and is not retried; sessions keep working, since every read
-        checks ``expires_at``: call :meth:`purge_expired` now and then to reclaim space. Raises
+        The TTL index on ``expires_at`` (made on the first insert too), and the sparse indexes
+        on ``user_id`` and ``handle`` that find the sessions bound to a user (made on the first
+        insert of a bound session too; anonymous sessions are not in them). Any refusal by the
+        server (FerretDB 1.24 answers NotImplemented for TTL; a user without the privilege gets
+        Unauthorized; an index already there with other options conflicts) is one warning in
+        the log and is not retried; sessions keep working, since every read checks
+        ``expires_at``: call :meth:`purge_expired` now and then to reclaim space. Raises
         :class:`SessionStoreUnavailable` when the server can't be reached.
         """
-        if self._indexes_done:
+        await self._ensure(_TTL_INDEX)
+        await self._ensure(_USER_INDEXES)
+
+    async def _ensure(self, indexes: _Indexes) -> None:
+        """Create ``indexes`` (one command) unless that was done or refused already."""
+        if indexes.name in self._indexes_done:
             return
         if self._indexes_lock is None:
             self._indexes_lock = asyncio.Lock()
         async with self._indexes_lock:
-            if self._indexes_done:
+            if indexes.name in self._indexes_done:
                 return
             try:
-                await self.collection.create_index(
-                    "expires_at", expireAfterSeconds=0, name="expires_at_ttl"
-                )
+                await self.collection.create_indexes(list(indexes.models))
             except OperationFailure as exc:
                 # Whatever the refusal (NotImplemented on FerretDB, Unauthorized without the
                 # privilege, a conflicting index someone made by hand), sessions work without
                 # the index: say so once and never ask again.
                 log.warning(
-                    "the server refused the TTL index on %s.expires_at (%s, code %s); expired "
-                    "sessions are never loaded, but call purge_expired() to delete them",
+                    "the server refused the %s of collection %s (%s, code %s); %s",
+                    indexes.name,
                     self.collection.name,
                     exc.details.get("errmsg", exc) if exc.details else exc,
                     exc.code,
+                    indexes.without,
                 )
             except _UNAVAILABLE as exc:
                 raise SessionStoreUnavailable(f"session store unreachable: {exc}") from exc
             except PyMongoError as exc:
-                raise SessionStoreError(f"creating the TTL index failed: {exc}") from exc
-            self._indexes_done = True
+                raise SessionStoreError(f"creating the {indexes.name} failed: {exc}") from exc
+            self._indexes_done.add(indexes.name)
 
     async def purge_expired(self, *, now: datetime | None = None) -> int:
         """Delete every session whose deadline has passed; return how many were deleted."""
@@ -250,21 +284,39 @@ class MongoSessionStore(DocumentStore):
         )
         return None if doc is None else StoredSession.read(doc)
 
-    async def _insert_document(self, doc: dict[str, Any]) -> None:
-        await self.ensure_indexes()
+    async def _bound_sessions(self, user_id: str, now: datetime) -> list[StoredSession]:
+        query = {"user_id": user_id, "expires_at": {"$gt": now}}
+
+        async def find() -> list[dict[str, Any]]:
+            cursor = self.collection.find(query, projection={"data": 0, "tokens": 0})
+            docs: list[dict[str, Any]] = await cursor.to_list(length=None)
+            return docs
+
+        docs = await self._call("find", find)
+        found = (StoredSession.read({**doc, "tokens": []}) for doc in docs)
+        return [stored for stored in found if stored is not None]
+
+    async def _delete_bound(
+        self, *, user_id: str | None, handle: str | None, keep: str | None
+    ) -> int:
+        query: dict[str, Any] = {}
+        if user_id is not None:
+            query["user_id"] = user_id
+        if handle is not None:
+            query["handle"] = handle
+        elif keep is not None:
+            query["handle"] = {"$ne": keep}
+        result = await self._call("revoke", lambda: self.collection.delete_many(query))
+        return int(result.deleted_count)
+
+    async def _insert_document(self, doc: Document) -> None:
+        await self._ensure(_TTL_INDEX)
+        if "user_id" in doc:
+            await self._ensure(_USER_INDEXES)
         await self._call("insert", lambda: self.collection.insert_one(doc))
 
-    async def _update_document(
-        self,
-        session_id: str,
-        rotated_at: datetime | None,
-        fields: dict[str, Any],
-        removed: list[str],
-    ) -> bool:
-        query: dict[str, Any] = {"_id": session_id}
-        if rotated_at is not None:
-            query["rotated_at"] = rotated_at
-        update: dict[str, Any] = {}
+    async def _update_document(self, query: Document, fields: Document, removed: list[str]) -> bool:
+        update: Document = {}
         if fields:
             update["$set"] = fields
         if removed:
