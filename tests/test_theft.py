@@ -368,7 +368,7 @@ async def test_regenerate_after_flush_is_refused_and_nothing_is_deleted(
     cookie = await login(app)
     response = await app.fetch("/flush-login", method="POST", cookie=cookie)
     assert response.code == 200
-    assert "regenerate() after the response headers were sent" in response.text
+    assert "regenerate() once the response headers are sent" in response.text
     assert response.set_cookies == []
     assert doc_of(sync_db, cookie)["data"] == {"user": "ada"}  # type: ignore[index]
     assert loaded(await app.fetch("/read", cookie=cookie))
