@@ -42,6 +42,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import bson
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run as bench_run
@@ -74,6 +76,7 @@ class Plan:
 
     levels: list[int]
     sample: int  # sessions with a cookie per stored-sessions level
+    probe: int  # sessions found and updated one at a time per level (never given a cookie)
     sizes: list[tuple[str, int, int]]  # (label, keys, KiB)
     connections: list[int]
     processes: list[int]
@@ -93,6 +96,7 @@ class Plan:
             return cls(
                 levels=[1_000, 5_000],
                 sample=200,
+                probe=200,
                 sizes=[("1 key", 1, 0), ("100 keys", 100, 0), ("16 KiB", 1, 16)],
                 connections=[1, 16, 128],
                 processes=[1, 2],
@@ -109,6 +113,7 @@ class Plan:
         return cls(
             levels=[1_000, 10_000, 100_000, 1_000_000],
             sample=2_000,
+            probe=1_000,
             sizes=[
                 ("1 key", 1, 0),
                 ("10 keys", 10, 0),
@@ -124,8 +129,8 @@ class Plan:
             processes=[1, 2, 3, 4],
             process_connections=64,
             connections_sessions=10_000,
-            warmup=1,
-            duration=4,
+            warmup=2,
+            duration=5,
             size_connections=8,
             cpu_repeats=5,
             cpu_batch_s=0.15,
@@ -358,6 +363,7 @@ def measured(
         row["pool"] = {
             "max_checked_out": max(a["max_checked_out"] for a, _b in pools if a),
             "open": sum(a["open"] for a, _b in pools if a),
+            "opened": sum(a["open"] - b["open"] for a, b in pools if a and b),
             "wait_us_per_checkout": round(waited / checkouts * 1e6, 1),
         }
     log(
@@ -389,7 +395,9 @@ class Stored:
         self.live = 0
         self.reservoir: list[str] = []  # a uniform sample of the live sessions' ids
         self.reservoir_size = 0
+        self.cookie_pool = 0
         self.inserted = 0
+        self.bson_bytes = self.bson_docs = 0
         self.insert_s = 0.0
         asyncio.run(self._store_call("ensure_indexes"))
 
@@ -406,9 +414,16 @@ class Stored:
         finally:
             await client.close()
 
-    def insert(self, live: int, soon: int, *, sample: int, batch: int = 2000) -> float:
-        """Insert ``live`` sessions (deadline in 2 h) and ``soon`` (in 30 min), mixed; docs/s."""
-        self.reservoir_size = max(self.reservoir_size, sample)
+    def insert(
+        self, live: int, soon: int, *, sample: int, probe: int = 0, batch: int = 2000
+    ) -> float:
+        """Insert ``live`` sessions (deadline in 2 h) and ``soon`` (in 30 min), mixed; docs/s.
+
+        The reservoir keeps ``sample`` ids for cookies and ``probe`` more, never given a
+        cookie, for :meth:`probe`: both uniform samples of every live session so far.
+        """
+        self.cookie_pool = max(self.cookie_pool, sample)
+        self.reservoir_size = max(self.reservoir_size, sample + probe)
         flags = [False] * live + [True] * soon
         self.rng.shuffle(flags)
         now = datetime.now(timezone.utc)
@@ -426,6 +441,9 @@ class Stored:
                 )
             )
             self.inserted += 1
+            if self.inserted % 50 == 1:  # the documents' mean BSON size, from a sample
+                self.bson_bytes += len(bson.encode(docs[-1]))
+                self.bson_docs += 1
             if not is_soon:
                 self.live += 1
                 if len(self.reservoir) < self.reservoir_size:
@@ -447,7 +465,8 @@ class Stored:
         """Give ``count`` sampled sessions a fresh token (written to ``path`` as cookies)."""
         from pymongo import UpdateOne
 
-        ids = self.rng.sample(self.reservoir, min(count, len(self.reservoir)))
+        pool = self.reservoir[: self.cookie_pool]
+        ids = self.rng.sample(pool, min(count, len(pool)))
         now = datetime.now(timezone.utc)
         lines, updates = [], []
         for session_id in ids:
@@ -464,6 +483,28 @@ class Stored:
         path.write_text("\n".join(lines) + "\n")
         return ids
 
+    def probe(self) -> dict[str, float]:
+        """One ``find`` and then one ``update`` by ``_id`` of each probe session, one at a
+        time, from this process: the server's round trip alone, on sessions no run has used."""
+        ids = self.reservoir[self.cookie_pool :]
+        out: dict[str, float] = {"sessions": len(ids)}
+        for name, call in (
+            ("find", lambda sid: self.collection.find_one({"_id": sid})),
+            (
+                "update",
+                lambda sid: self.collection.update_one({"_id": sid}, {"$inc": {"data.n": 1}}),
+            ),
+        ):
+            times = []
+            for session_id in ids:
+                started = time.perf_counter()
+                call(session_id)
+                times.append((time.perf_counter() - started) * 1000)
+            times.sort()
+            out[f"{name}_p50_ms"] = round(times[len(times) // 2], 3) if times else 0.0
+            out[f"{name}_p99_ms"] = round(times[int(len(times) * 0.99)], 3) if times else 0.0
+        return out
+
     def refresh(self, ids: list[str]) -> None:
         """Mark the sampled sessions used just now, so that no read in the next minute is due
         a touch (one update per session per ``touch_interval``, 60 s)."""
@@ -471,9 +512,18 @@ class Stored:
         self.collection.update_many({"_id": {"$in": ids}}, {"$set": {"accessed_at": now}})
 
     def stats(self) -> dict[str, Any]:
+        """``collStats``, the exact count and the mean BSON size of the inserted documents.
+
+        FerretDB 2 answers ``count`` (and ``size``, ``avgObjSize``) from PostgreSQL's planner
+        estimate, which lags behind a large bulk insert until autovacuum has analyzed the table;
+        the page divides by ``count_exact`` instead.
+        """
         raw = self.client[self.db].command("collStats", "sessions")
         keep = ("count", "size", "avgObjSize", "storageSize", "totalIndexSize", "indexSizes")
-        return {k: raw.get(k) for k in keep}
+        out = {k: raw.get(k) for k in keep}
+        out["count_exact"] = self.collection.count_documents({})
+        out["bson_avg"] = round(self.bson_bytes / max(self.bson_docs, 1))
+        return out
 
     def purge(self) -> tuple[int, float]:
         """``purge_expired`` through the library, with the clock an hour ahead."""
@@ -534,12 +584,17 @@ def part_stored(
         previous = 0
         for level in plan.levels:
             live, soon = math.ceil(level * 0.9) - stored.live, level - math.ceil(level * 0.9)
-            need = (live + soon) / rate + 3 * plan.run_s() + 8 + level / 50_000
+            need = (live + soon) / rate + 3 * plan.run_s() + 10 + level / 50_000
             if not budget.fits(f"stored sessions {level:,}", need, reserve):
                 break
             log(f"stored sessions: inserting {live + soon:,} to reach {level:,}")
-            rate = stored.insert(live, soon, sample=plan.sample)
+            rate = stored.insert(live, soon, sample=plan.sample, probe=plan.probe)
             stats = stored.stats()
+            probe = stored.probe()
+            log(
+                f"  probe: find p50 {probe['find_p50_ms']:.2f} ms, update p50 "
+                f"{probe['update_p50_ms']:.2f} ms ({probe['sessions']:,.0f} sessions)"
+            )
             ids = stored.cookies(plan.sample, cookie_file)
             runs = {}
             for op, target, path, track in (
@@ -567,6 +622,7 @@ def part_stored(
                     "inserted": level - previous,
                     "insert_docs_per_s": round(rate),
                     "collstats": stats,
+                    "probe": probe,
                     "runs": runs,
                     "purge": {"deleted": deleted, "seconds": round(purge_s, 3)},
                     "load_1min": procs.load_average()[0],
@@ -575,7 +631,7 @@ def part_stored(
             previous = level - deleted
         if out["levels"]:
             out["hashed_index"] = stored.hashed_index()
-            out["hashed_index"]["sessions"] = stored.stats()["count"]
+            out["hashed_index"]["sessions"] = stored.collection.count_documents({})
     finally:
         if apps is not None:
             stop_apps(apps)
@@ -670,23 +726,34 @@ def part_concurrency(
         out["sessions"] = plan.connections_sessions
         apps = start_apps(srv.url, stored.db)
         target = target_for(apps, srv)
-        for connections in plan.connections:
-            if not budget.fits(f"{connections} connections", 2 * plan.run_s(), reserve):
-                break
-            for op in ("read", "write"):
-                # The warm-up also grows the pool to what this many connections need, so the
-                # measured run does not wait for new connections.
-                row = measured(
+        prepare = functools.partial(stored.refresh, ids)
+
+        def read_write(
+            target: Target, connections: int, processes: int, label: str, *, fresh: bool
+        ) -> list[dict[str, Any]]:
+            # The read's warm-up also grows the pool to what this many connections need, so
+            # neither measured run waits for new connections; fresh processes warm up both.
+            return [
+                {"op": op, "processes": processes}
+                | measured(
                     target,
                     f"/{op}",
                     plan,
                     connections=connections,
                     cookie_file=cookie_file,
-                    warm=op == "read",
-                    prepare=functools.partial(stored.refresh, ids),
-                    label=f"{connections} conn",
+                    warm=op == "read" or fresh,
+                    prepare=prepare,
+                    label=label,
                 )
-                out["connections"].append({"op": op, "processes": 1, **row})
+                for op in ("read", "write")
+            ]
+
+        for connections in plan.connections:
+            if not budget.fits(f"{connections} connections", 2 * plan.run_s(), reserve):
+                break
+            out["connections"] += read_write(
+                target, connections, 1, f"{connections} conn", fresh=False
+            )
         stop_apps(apps)
         apps = None
         for count in plan.processes:
@@ -694,18 +761,13 @@ def part_concurrency(
                 break
             log(f"{count} app process(es) on one port, {plan.process_connections} connections")
             apps = start_apps(srv.url, stored.db, count)
-            target = target_for(apps, srv)
-            for op in ("read", "write"):
-                row = measured(
-                    target,
-                    f"/{op}",
-                    plan,
-                    connections=plan.process_connections,
-                    cookie_file=cookie_file,
-                    prepare=functools.partial(stored.refresh, ids),
-                    label=f"{count} proc",
-                )
-                out["processes"].append({"op": op, "processes": count, **row})
+            out["processes"] += read_write(
+                target_for(apps, srv),
+                plan.process_connections,
+                count,
+                f"{count} proc",
+                fresh=True,
+            )
             stop_apps(apps)
             apps = None
     finally:

@@ -96,10 +96,16 @@ def db_bytes(db_port: int, pids: list[int]) -> tuple[int, int]:
 
 def machine_ticks() -> tuple[int, int]:
     """``(busy, total)`` CPU ticks of the whole machine, all cores (/proc/stat)."""
+    busy, _iowait, total = _cpu_line()
+    return busy, total
+
+
+def _cpu_line() -> tuple[int, int, int]:
+    """``(busy, iowait, total)`` ticks of the first line of /proc/stat."""
     parts = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     values = [int(v) for v in parts[:8]]
     idle = values[3] + values[4]  # idle + iowait
-    return sum(values) - idle, sum(values)
+    return sum(values) - idle, values[4], sum(values)
 
 
 def _reaped_children_s() -> float:
@@ -128,12 +134,13 @@ class CpuWindow:
     ``groups`` maps a name to ``(pids, tree)``: tree=True also counts descendants. The result
     is in percent of one core (200 = both cores of this machine), plus ``machine`` (everything
     running, other users' jobs included, in percent of one core), ``wrk`` (the children of this
-    process that ended during the window: the wrk run) and ``cores``.
+    process that ended during the window: the wrk run), ``iowait`` (idle time with disk I/O
+    outstanding, machine-wide) and ``cores``.
     """
 
     groups: dict[str, tuple[list[int], bool]]
     _start: dict[str, float] = field(default_factory=dict)
-    _machine: tuple[int, int] = (0, 0)
+    _machine: tuple[int, int, int] = (0, 0, 0)
     _wall: float = 0.0
     _children: float = 0.0
 
@@ -147,17 +154,19 @@ class CpuWindow:
     def start(self) -> None:
         self._children = _reaped_children_s()
         self._start = self._sample()
-        self._machine = machine_ticks()
+        self._machine = _cpu_line()
         self._wall = time.monotonic()
 
     def stop(self) -> dict[str, float]:
         end = self._sample()
-        busy, total = machine_ticks()
+        busy, iowait, total = _cpu_line()
         wall = max(time.monotonic() - self._wall, 1e-9)
         cores = os.cpu_count() or 1
         out = {name: round((end[name] - self._start[name]) / wall * 100, 1) for name in end}
-        ticks = max(total - self._machine[1], 1)
+        ticks = max(total - self._machine[2], 1)
         out["machine"] = round((busy - self._machine[0]) / ticks * 100 * cores, 1)
+        # Time a core sat idle with a disk write or read outstanding (PostgreSQL's WAL flushes).
+        out["iowait"] = round((iowait - self._machine[1]) / ticks * 100 * cores, 1)
         # The children this process waited for meanwhile: the load generator (wrk).
         out["wrk"] = round((_reaped_children_s() - self._children) / wall * 100, 1)
         out["cores"] = cores

@@ -94,7 +94,7 @@ def bend(points: list[tuple[str, float]], factor: float, *, higher_is_worse: boo
 
 
 def everything_else(cpu: dict[str, float]) -> float:
-    ours = sum(v for k, v in cpu.items() if k not in ("machine", "cores"))
+    ours = sum(v for k, v in cpu.items() if k not in ("machine", "cores", "iowait"))
     return max(0.0, cpu["machine"] - ours)
 
 
@@ -214,7 +214,7 @@ def stored_section(stored: dict[str, Any]) -> list[str]:
     if not levels:
         return [*out, "Not measured in this run (see the cuts above).", ""]
     last = levels[-1]
-    avg = last["collstats"].get("avgObjSize") or 0
+    avg = bson_size(last["collstats"])
     out += [
         "![Latency and requests/s against stored sessions](scaling-stored.png)",
         "",
@@ -265,14 +265,14 @@ def stored_section(stored: dict[str, Any]) -> list[str]:
     rows = []
     for level in levels:
         stats = level["collstats"]
-        count = stats.get("count") or 1
+        count = exact_count(stats)
         idx = stats.get("indexSizes") or {}
         purge = level["purge"]
         rows.append(
             [
                 power(level["sessions"]),
                 num(level["insert_docs_per_s"]),
-                num(stats.get("avgObjSize") or 0),
+                num(bson_size(stats)),
                 num((stats.get("storageSize") or 0) / count),
                 num(idx.get("_id_", 0) / count),
                 num(idx.get("expires_at_ttl", 0) / count),
@@ -285,7 +285,7 @@ def stored_section(stored: dict[str, Any]) -> list[str]:
         [
             "stored sessions",
             "insert docs/s",
-            "BSON bytes/session (avgObjSize)",
+            "BSON bytes/session",
             "on disk bytes/session (storageSize / count)",
             "`_id` index bytes/session",
             "`expires_at` index bytes/session",
@@ -295,6 +295,26 @@ def stored_section(stored: dict[str, Any]) -> list[str]:
         ],
         rows,
     )
+    stale = [
+        lv
+        for lv in levels
+        if lv["collstats"].get("count_exact") not in (None, lv["collstats"].get("count"))
+    ]
+    if stale:
+        out += [
+            "",
+            "Bytes per session divide by the exact count (`count_documents`). FerretDB 2's "
+            "`collStats` answers `count` (and `size`, `avgObjSize`) from PostgreSQL's planner "
+            "estimate, which lags behind a bulk insert until autovacuum has analyzed the "
+            "table: "
+            + ", ".join(
+                f"at {power(lv['sessions'])} it said {lv['collstats']['count']:,} for "
+                f"{lv['collstats']['count_exact']:,}"
+                for lv in stale
+            )
+            + ". `storageSize` and the index sizes are the relations' real sizes.",
+        ]
+    out += probe_table(levels)
     hashed = stored.get("hashed_index") or {}
     if hashed.get("bytes"):
         out += [
@@ -307,6 +327,19 @@ def stored_section(stored: dict[str, Any]) -> list[str]:
     elif hashed.get("error"):
         out += ["", f"The hashed `_id` index could not be built here: {hashed['error']}"]
     out += ["", "Where it bends:", ""]
+    for name in ("find", "update"):
+        series = [
+            (power(lv["sessions"]), lv["probe"][f"{name}_p50_ms"])
+            for lv in levels
+            if lv.get("probe", {}).get("sessions")
+        ]
+        if series:
+            out.append(f"- the server's `{name}` by `_id`, p50: {bend(series, BEND)}.")
+    for op in ("read", "write", "rotate"):
+        server = [
+            (power(lv["sessions"]), server_cpu(lv["runs"][op])) for lv in levels if op in lv["runs"]
+        ]
+        out.append(f"- {op}, server CPU per request: {bend(server, BEND)}.")
     for op in ("read", "write", "rotate"):
         p50 = [
             (power(lv["sessions"]), lv["runs"][op]["p50_ms"]) for lv in levels if op in lv["runs"]
@@ -315,12 +348,11 @@ def stored_section(stored: dict[str, Any]) -> list[str]:
         out.append(
             f"- {op}: p50 {bend(p50, BEND)}; requests/s {bend(rps, BEND, higher_is_worse=False)}."
         )
-    first_disk = disk_per_session(levels[0])
-    last_disk = disk_per_session(levels[-1])
     out += [
-        f"- bytes on disk per session: {first_disk:,.0f} at {power(levels[0]['sessions'])}, "
-        f"{last_disk:,.0f} at {power(levels[-1]['sessions'])} (a small collection carries "
-        "fixed pages; past 10⁴ the figure is what each further session costs).",
+        "- bytes on disk per session: "
+        + ", ".join(f"{disk_per_session(lv):,.0f} at {power(lv['sessions'])}" for lv in levels)
+        + marginal_disk(levels)
+        + ".",
         "",
         "Every lookup is by `_id` (the read's `find`, the write's and the rotation's "
         "`update`), which the server answers from its `_id` index: a B-tree whose depth grows "
@@ -332,9 +364,77 @@ def stored_section(stored: dict[str, Any]) -> list[str]:
     return out
 
 
+def probe_table(levels: list[dict[str, Any]]) -> list[str]:
+    """The server's round trip and the CPU per request, by stored sessions."""
+    if not any(lv.get("probe", {}).get("sessions") for lv in levels):
+        return []
+    out: list[str] = []
+    out += [
+        "",
+        "The same counts with less noise: the server's round trip alone (one `find`, then one "
+        f"`update` by `_id`, one at a time from the run's process, on "
+        f"{int(levels[-1].get('probe', {}).get('sessions', 0)):,} sessions drawn uniformly "
+        "from the collection and never used by a wrk run), and the CPU each request of the "
+        "wrk runs above cost in the app process and in the server (FerretDB + PostgreSQL), "
+        "which depends less than requests/s on what else the machine runs at the time:",
+        "",
+    ]
+    rows = []
+    for level in levels:
+        probe = level.get("probe") or {}
+        runs = level["runs"]
+        per = {op: cpu_per_request(runs[op]) for op in ("read", "write", "rotate") if op in runs}
+        rows.append(
+            [
+                power(level["sessions"]),
+                f"{ms(probe.get('find_p50_ms', 0))} / {ms(probe.get('find_p99_ms', 0))}",
+                f"{ms(probe.get('update_p50_ms', 0))} / {ms(probe.get('update_p99_ms', 0))}",
+                " / ".join(num(server_cpu(runs[op])) for op in per),
+                " / ".join(num(c["app"]) for c in per.values()),
+            ]
+        )
+    out += table(
+        [
+            "stored sessions",
+            "`find` by `_id` p50 / p99 ms",
+            "`update` by `_id` p50 / p99 ms",
+            "server CPU µs per read / write / rotate",
+            "app CPU µs per read / write / rotate",
+        ],
+        rows,
+    )
+    return out
+
+
+def marginal_disk(levels: list[dict[str, Any]]) -> str:
+    """Bytes on disk each session added between the last two counts cost."""
+    if len(levels) < 2:
+        return ""
+    a, b = levels[-2]["collstats"], levels[-1]["collstats"]
+    added = exact_count(b) - exact_count(a)
+    if added <= 0:
+        return ""
+    grown = (b.get("storageSize") or 0) - (a.get("storageSize") or 0)
+    return (
+        f"; each session added from {power(levels[-2]['sessions'])} to "
+        f"{power(levels[-1]['sessions'])} cost {grown / added:,.0f} bytes (PostgreSQL reuses "
+        "the space the previous purge freed once it has vacuumed it)"
+    )
+
+
 def disk_per_session(level: dict[str, Any]) -> float:
     stats = level["collstats"]
-    return (stats.get("storageSize") or 0) / (stats.get("count") or 1)
+    return (stats.get("storageSize") or 0) / exact_count(stats)
+
+
+def exact_count(stats: dict[str, Any]) -> int:
+    """The collection's exact count (``collStats``' own count is an estimate on FerretDB 2)."""
+    return int(stats.get("count_exact") or stats.get("count") or 1)
+
+
+def bson_size(stats: dict[str, Any]) -> int:
+    """The mean BSON size of a session document: measured at insertion, else ``avgObjSize``."""
+    return int(stats.get("bson_avg") or stats.get("avgObjSize") or 0)
 
 
 # -- 2. session size ---------------------------------------------------------------------------
@@ -521,20 +621,33 @@ def limits(row: dict[str, Any]) -> list[str]:
             f"the machine's CPU ({cpu['machine']:.0f} % of {full}; everything else "
             f"{everything_else(cpu):.0f} %)"
         )
+    if cpu.get("iowait", 0) >= 20:
+        found.append(f"disk waits ({cpu['iowait']:.0f} % iowait: PostgreSQL's commits)")
     pool = row.get("pool") or {}
     if pool.get("max_checked_out", 0) >= POOL_MAX:
         found.append(f"the connection pool (all {POOL_MAX} connections checked out)")
     if pool.get("wait_us_per_checkout", 0) >= 1000:
-        found.append(f"the pool's checkout wait ({pool['wait_us_per_checkout'] / 1000:.1f} ms)")
-    return found or ["nothing: too few requests in flight to load anything (latency-bound)"]
+        wait = f"{pool['wait_us_per_checkout'] / 1000:.1f} ms per checkout"
+        if pool.get("opened", 0) > 0:
+            found.append(f"the pool opening {pool['opened']} connections during the run ({wait})")
+        else:
+            found.append(f"waits for a pooled connection ({wait})")
+    return found or [
+        "none of these (app core < 90 %, machine < 90 %, iowait < 20 %, pool not exhausted): "
+        "bound by the time each request waits"
+    ]
 
 
 def cpu_cells(row: dict[str, Any], srv: bool) -> list[str]:
+    """requests/s, p50, p99 and the CPU of each process group (CPU_HEAD)."""
     cpu = row["cpu_percent"]
     app = f"{row['app_cpu_percent']:.0f}"
     if row["app_cpu_percent_max"] != row["app_cpu_percent"]:
         app += f" ({row['app_cpu_percent_max']:.0f})"
     return [
+        num(row["rps"]),
+        ms(row["p50_ms"]),
+        ms(row["p99_ms"]),
         app,
         f"{cpu.get('server', 0):.0f}" if srv else "n/a",
         f"{cpu.get('postgres', 0):.0f}" if srv else "n/a",
@@ -545,6 +658,9 @@ def cpu_cells(row: dict[str, Any], srv: bool) -> list[str]:
 
 
 CPU_HEAD = [
+    "req/s",
+    "p50 ms",
+    "p99 ms",
     "app CPU %",
     "FerretDB %",
     "PostgreSQL %",
@@ -591,9 +707,6 @@ def concurrency_section(results: dict[str, Any]) -> list[str]:
             [
                 str(row["connections"]),
                 row["path"].strip("/"),
-                num(row["rps"]),
-                ms(row["p50_ms"]),
-                ms(row["p99_ms"]),
                 *cpu_cells(row, srv),
                 f"{pool.get('max_checked_out', '')} / {pool.get('open', '')}",
                 num(pool.get("wait_us_per_checkout", 0)),
@@ -604,9 +717,6 @@ def concurrency_section(results: dict[str, Any]) -> list[str]:
         [
             "connections",
             "op",
-            "req/s",
-            "p50 ms",
-            "p99 ms",
             *CPU_HEAD,
             "pool: most checked out / open",
             "pool wait µs",
@@ -621,17 +731,12 @@ def concurrency_section(results: dict[str, Any]) -> list[str]:
             [
                 str(row["processes"]),
                 row["path"].strip("/"),
-                num(row["rps"]),
-                ms(row["p50_ms"]),
-                ms(row["p99_ms"]),
                 *cpu_cells(row, srv),
                 "; ".join(limits(row)),
             ]
         )
     if rows:
-        out += table(
-            ["app processes", "op", "req/s", "p50 ms", "p99 ms", *CPU_HEAD, "at its limit"], rows
-        )
+        out += table(["app processes", "op", *CPU_HEAD, "at its limit"], rows)
         out.append("")
     out += ["What saturates first:", ""]
     for op in ("read", "write"):
@@ -667,6 +772,12 @@ def cpu_per_request(row: dict[str, Any]) -> dict[str, float]:
     return {name: percent / 100 / rps * 1e6 for name, percent in groups.items()}
 
 
+def server_cpu(row: dict[str, Any]) -> float:
+    """CPU µs per request in the server: FerretDB and PostgreSQL."""
+    per = cpu_per_request(row)
+    return per["FerretDB"] + per["PostgreSQL"]
+
+
 def ceilings(row: dict[str, Any], srv: bool) -> str:
     """What would saturate first without the other jobs: from CPU per request (extrapolated)."""
     per = cpu_per_request(row)
@@ -686,16 +797,23 @@ def ceilings(row: dict[str, Any], srv: bool) -> str:
 
 
 def process_verdict(rows: list[dict[str, Any]]) -> str:
-    one, best = rows[0], max(rows, key=lambda r: r["rps"])
+    one, last = rows[0], rows[-1]
+    best = max(rows, key=lambda r: r["rps"])
+    machine = ", ".join(
+        f"{r['processes']}: {r['cpu_percent']['machine']:.0f} % (everything else "
+        f"{everything_else(r['cpu_percent']):.0f} %)"
+        for r in (one, last)
+    )
     if best["rps"] < one["rps"] * 1.2:
         return (
-            "A second process adds no throughput here: the machine's two cores are already "
-            f"busy with one ({one['cpu_percent']['machine']:.0f} % of 200), shared by the "
-            "app, the server and wrk, so another process only splits the same CPU."
+            "More processes add no throughput here. The machine's CPU with "
+            f"{machine}: the app processes, FerretDB, PostgreSQL and wrk share two cores, "
+            "so another app process only splits the same CPU; processes help where there "
+            "are more cores than busy processes."
         )
     return (
         f"Throughput grows to {best['rps'] / one['rps']:.2f}x with {best['processes']} "
-        "processes, where " + "; ".join(limits(best)) + "."
+        f"processes, where {'; '.join(limits(best))}. The machine's CPU with {machine}."
     )
 
 
@@ -827,8 +945,8 @@ def planning_section(results: dict[str, Any]) -> list[str]:
         return [*out, "Needs part 1 (stored sessions), which this run did not measure.", ""]
     last = levels[-1]
     stats = last["collstats"]
-    count = stats.get("count") or 1
-    bson_bytes = stats.get("avgObjSize") or 0
+    count = exact_count(stats)
+    bson_bytes = bson_size(stats)
     disk = disk_per_session(last)
     idx = stats.get("indexSizes") or {}
     id_idx = idx.get("_id_", 0) / count
@@ -865,7 +983,7 @@ def planning_section(results: dict[str, Any]) -> list[str]:
         [
             "session document, BSON",
             f"{bson_bytes:,} bytes",
-            f"measured: `avgObjSize` at {at} (part 1)",
+            f"measured: the inserted documents' mean (a 1-in-50 sample), {at} (part 1)",
         ],
         [
             "session on disk (PostgreSQL heap)",
@@ -1058,28 +1176,7 @@ def charts(results: dict[str, Any], out: Path) -> list[str]:
     drawn = []
     levels = (results.get("stored") or {}).get("levels") or []
     if levels:
-        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-        xs = [lv["sessions"] for lv in levels]
-        for op, color in (("read", "#2a7ab0"), ("write", "#d9822b"), ("rotate", "#6a9f3a")):
-            runs = [lv["runs"].get(op) for lv in levels]
-            if not all(runs):
-                continue
-            left.plot(xs, [r["p50_ms"] for r in runs], "o-", color=color, label=f"{op} p50")
-            left.plot(xs, [r["p99_ms"] for r in runs], "o--", color=color, label=f"{op} p99")
-            right.plot(xs, [r["rps"] for r in runs], "o-", color=color, label=op)
-        for ax in (left, right):
-            ax.set_xscale("log")
-            ax.set_xlabel("stored sessions")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-        left.set_ylabel("latency, ms (wrk, 32 connections)")
-        right.set_ylabel("requests/s")
-        right.set_ylim(bottom=0)
-        left.set_ylim(bottom=0)
-        fig.suptitle("Cost against stored sessions (one app process, FerretDB 2)", fontsize=10)
-        fig.tight_layout()
-        fig.savefig(out / CHARTS[0], dpi=100)
-        plt.close(fig)
+        stored_chart(plt, levels, out / CHARTS[0])
         drawn.append(CHARTS[0])
     sizes = results.get("sizes") or {}
     spec = [tuple(s) for s in sizes.get("sizes", [])]
@@ -1123,16 +1220,54 @@ def charts(results: dict[str, Any], out: Path) -> list[str]:
             ax.tick_params(axis="x", rotation=45, labelsize=8)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-        fig.suptitle("Cost against session size", fontsize=10)
-        fig.tight_layout()
-        fig.savefig(out / CHARTS[1], dpi=100)
-        plt.close(fig)
+        save(plt, fig, "Cost against session size", out / CHARTS[1])
         drawn.append(CHARTS[1])
     conc = results.get("concurrency") or {}
     if conc.get("connections"):
         concurrency_chart(plt, conc, out / CHARTS[2])
         drawn.append(CHARTS[2])
     return drawn
+
+
+OP_COLORS = {"read": "#2a7ab0", "write": "#d9822b", "rotate": "#6a9f3a"}
+
+
+def stored_chart(plt: Any, levels: list[dict[str, Any]], path: Path) -> None:
+    fig, axs = plt.subplots(2, 2, figsize=(12, 8))
+    (lat_ax, rps_ax), (probe_ax, cpu_ax) = axs
+    xs = [lv["sessions"] for lv in levels]
+    for op, color in OP_COLORS.items():
+        runs = [lv["runs"].get(op) for lv in levels]
+        if not all(runs):
+            continue
+        lat_ax.plot(xs, [r["p50_ms"] for r in runs], "o-", color=color, label=f"{op} p50")
+        lat_ax.plot(xs, [r["p99_ms"] for r in runs], "o--", color=color, label=f"{op} p99")
+        rps_ax.plot(xs, [r["rps"] for r in runs], "o-", color=color, label=op)
+        cpu_ax.plot(xs, [server_cpu(r) for r in runs], "o-", color=color, label=f"{op}, server")
+        cpu_ax.plot(
+            xs, [cpu_per_request(r)["app"] for r in runs], "o:", color=color, label=f"{op}, app"
+        )
+    probes = [lv.get("probe") or {} for lv in levels]
+    for name, color in (("find", "#2a7ab0"), ("update", "#d9822b")):
+        for stat, style in (("p50", "o-"), ("p99", "o--")):
+            probe_ax.plot(
+                xs,
+                [p.get(f"{name}_{stat}_ms", math.nan) for p in probes],
+                style,
+                color=color,
+                label=f"{name} by _id, {stat}",
+            )
+    lat_ax.set_ylabel("wrk latency, ms (32 connections)")
+    rps_ax.set_ylabel("requests/s (wrk)")
+    probe_ax.set_ylabel("server round trip, ms (one at a time)")
+    cpu_ax.set_ylabel("CPU µs per request (wrk runs)")
+    for ax in axs.flat:
+        ax.set_xscale("log")
+        ax.set_xlabel("stored sessions")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    save(plt, fig, "Cost against stored sessions (one app process)", path)
 
 
 def concurrency_chart(plt: Any, conc: dict[str, Any], path: Path) -> None:
@@ -1171,7 +1306,11 @@ def concurrency_chart(plt: Any, conc: dict[str, Any], path: Path) -> None:
     for ax in (cpu_ax, proc_ax):
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=7, loc="upper center", ncol=5)
-    fig.suptitle("Concurrency: throughput, latency and who uses the CPU", fontsize=10)
+    save(plt, fig, "Concurrency: throughput, latency and who uses the CPU", path)
+
+
+def save(plt: Any, fig: Any, title: str, path: Path) -> None:
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
