@@ -465,7 +465,7 @@ class Stored:
         """Give ``count`` sampled sessions a fresh token (written to ``path`` as cookies)."""
         from pymongo import UpdateOne
 
-        pool = self.reservoir[: self.cookie_pool]
+        pool = self.reservoir[: self._split()]
         ids = self.rng.sample(pool, min(count, len(pool)))
         now = datetime.now(timezone.utc)
         lines, updates = [], []
@@ -483,10 +483,15 @@ class Stored:
         path.write_text("\n".join(lines) + "\n")
         return ids
 
+    def _split(self) -> int:
+        """Where the reservoir's cookie part ends and its probe part begins (in proportion
+        while the collection is smaller than both)."""
+        return len(self.reservoir) * self.cookie_pool // max(self.reservoir_size, 1)
+
     def probe(self) -> dict[str, float]:
         """One ``find`` and then one ``update`` by ``_id`` of each probe session, one at a
         time, from this process: the server's round trip alone, on sessions no run has used."""
-        ids = self.reservoir[self.cookie_pool :]
+        ids = self.reservoir[self._split() :]
         out: dict[str, float] = {"sessions": len(ids)}
         for name, call in (
             ("find", lambda sid: self.collection.find_one({"_id": sid})),
@@ -558,7 +563,8 @@ def estimate(plan: Plan, part: str, peers: int) -> float:
     """Seconds a part is expected to take (to reserve it while an earlier part runs)."""
     if part == "sizes":
         cpu = len(plan.sizes) * 2 * (3 * (plan.cpu_repeats + 1) * plan.cpu_batch_s + 1.0)
-        return cpu + len(plan.sizes) * (1 + peers) * (2 * plan.run_s() + 3) + 10 * peers
+        warm = (1 + peers) * (2 * (plan.warmup + 1) + 2)
+        return cpu + warm + len(plan.sizes) * (1 + peers) * (2 * plan.run_s() + 3) + 10 * peers
     if part == "concurrency":
         points = len(plan.connections) * 2 * plan.run_s()
         return points + len(plan.processes) * (2 * plan.run_s() + 4) + 10
@@ -681,6 +687,14 @@ def part_sizes(
             groups = {"app": (pids, False), **srv.cpu_groups()}
             targets[peer] = Target(port, [port], groups, pids, ["app"], srv.port)
         cookie_file = RESULTS / "cookies-size.txt"
+        # Each process once through both routes first (Node's JIT, Python's caches, the
+        # pools), so the first size measured does not pay for a cold process.
+        for impl, target in targets.items():
+            cookie_file.write_text("\n".join(bench_run.make_pool(target.port, "/new", POOL)))
+            for op in ("read", "write"):
+                url = f"http://{HOST}:{target.port}/{op}"
+                wrk(url, plan.warmup + 1, cookie_file, None, plan.size_connections)
+            client[db_of[impl]]["sessions"].delete_many({})
         for label, keys, kib in plan.sizes:
             need = len(targets) * (2 * plan.run_s() + 3)
             if not budget.fits(f"session size {label} (wrk)", need, reserve):

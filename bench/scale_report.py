@@ -540,6 +540,8 @@ def size_section(sizes: dict[str, Any]) -> list[str]:
                     f"{cell(write, 'db_bytes_sent_per_request')}",
                     f"{commands(read) if read else ''} / {commands(write) if write else ''}",
                     f"{cell(read, 'app_cpu_us')} / {cell(write, 'app_cpu_us')}",
+                    f"{num(server_cpu(read)) if read else ''} / "
+                    f"{num(server_cpu(write)) if write else ''}",
                 ]
             )
     out += table(
@@ -553,20 +555,28 @@ def size_section(sizes: dict[str, Any]) -> list[str]:
             "bytes to DB per read / write",
             "commands per read / write",
             "app CPU µs per read / write",
+            "server CPU µs per read / write",
         ],
         rows,
     )
-    out += ["", "Where each bends (p50 at twice its 1-key figure):", ""]
+    out += [
+        "",
+        "Where each bends: p50, and the CPU per request of the app and the server together "
+        "(which the other jobs on the machine move less), at twice their 1-key figure:",
+        "",
+    ]
     for impl in IMPL:
         for op in ("read", "write"):
             for axis, points in axes(spec).items():
-                series = [
-                    (lab, row["p50_ms"])
-                    for lab in points
-                    if (row := find_row(e2e, impl, lab, op)) is not None
-                ]
-                if series:
-                    out.append(f"- {IMPL[impl]}, {op}, {axis}: {bend(series, SIZE_BEND)}.")
+                rows_ = [(lab, find_row(e2e, impl, lab, op)) for lab in points]
+                found = [(lab, row) for lab, row in rows_ if row is not None]
+                if not found:
+                    continue
+                p50 = bend([(lab, row["p50_ms"]) for lab, row in found], SIZE_BEND)
+                cpu = bend(
+                    [(lab, row["app_cpu_us"] + server_cpu(row)) for lab, row in found], SIZE_BEND
+                )
+                out.append(f"- {IMPL[impl]}, {op}, {axis}: p50 {p50}; CPU {cpu}.")
     biggest = spec[-1][0]
     wire = []
     for impl in IMPL:
@@ -845,7 +855,7 @@ def rotation_section(results: dict[str, Any]) -> list[str]:
     ]
     rows = []
     for g in groups:
-        expected = 1 / max(g["token_ttl"], g["gap_s"])
+        expected = expected_rate(g["token_ttl"], g["gap_s"])
         rows.append(
             [
                 f"{g['token_ttl']:g} s",
@@ -869,17 +879,18 @@ def rotation_section(results: dict[str, Any]) -> list[str]:
             "updates sent",
             "new cookies received",
             "writes/s per user",
-            "1 / max(token_ttl, gap)",
+            "expected: 1 / (token_ttl + gap / 2), or 1 / gap",
         ],
         rows,
     )
     default, kind = rotation_rate(results, 5.0)
     out += [
         "",
-        f"At the defaults an active user costs **{default:.3f} writes/s** ({kind}): one "
-        "rotation per `token_ttl` while the user sends a request at least that often, one per "
-        "request when the requests are further apart (the rotation falls due on the first "
-        "request after `token_ttl`). The touch (`touch_interval`, 60 s) adds nothing while "
+        f"At the defaults an active user costs **{default:.3f} writes/s** ({kind}). The "
+        "rotation falls due on the first request after `token_ttl`, so a user who sends a "
+        "request every *gap* seconds, *gap* below `token_ttl`, rotates every `token_ttl` plus "
+        "half a gap on average; one whose requests are further apart rotates on every "
+        "request. The touch (`touch_interval`, 60 s) adds nothing while "
         "rotation is on: the rotation's update pushes the deadline too (updates sent = new "
         "cookies received, above). With rotation off (`NeverRotator`) the touch is what is "
         "left: at most one write per 60 s per active user (1/60 = 0.017 writes/s; from the "
@@ -925,6 +936,11 @@ def rotation_section(results: dict[str, Any]) -> list[str]:
         "",
     ]
     return out
+
+
+def expected_rate(token_ttl: float, gap: float) -> float:
+    """Rotations per second of a user who sends a request every ``gap`` seconds."""
+    return 1 / (token_ttl + gap / 2) if gap < token_ttl else 1 / gap
 
 
 def duration(seconds: float) -> str:
@@ -988,7 +1004,7 @@ def planning_section(results: dict[str, Any]) -> list[str]:
         [
             "session on disk (PostgreSQL heap)",
             f"{disk:,.0f} bytes",
-            f"measured: `storageSize / count` at {at}",
+            f"measured: `storageSize` / exact count at {at}",
         ],
         ["`_id` index per session", f"{id_idx:,.0f} bytes", f"measured: `indexSizes` at {at}"],
         [
@@ -1028,11 +1044,25 @@ def planning_section(results: dict[str, Any]) -> list[str]:
             growth.append(f"{op} {final['p50_ms'] / first['p50_ms']:.2f}x")
     rows.append(
         [
-            "p50 latency, " + power(levels[0]["sessions"]) + f" → {at} stored sessions",
+            "p50 through wrk, " + power(levels[0]["sessions"]) + f" → {at} stored sessions",
             ", ".join(growth),
             "measured (part 1)",
         ]
     )
+    probes = [lv.get("probe") or {} for lv in (levels[0], last)]
+    if all(p.get("sessions") for p in probes):
+        rows.append(
+            [
+                "the server's `find` / `update` by `_id`, p50, "
+                + power(levels[0]["sessions"])
+                + f" → {at}",
+                " / ".join(
+                    f"{ms(probes[0][f'{n}_p50_ms'])} → {ms(probes[1][f'{n}_p50_ms'])} ms"
+                    for n in ("find", "update")
+                ),
+                "measured (part 1, one at a time)",
+            ]
+        )
     out += table(["figure", "value", "kind"], rows)
     out += [
         "",
