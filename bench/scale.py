@@ -32,6 +32,7 @@ import math
 import os
 import random
 import shutil
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -858,6 +859,7 @@ def main() -> int:
         "plan": asdict(plan),
         "load_before": procs.load_average(),
         "cores": os.cpu_count(),
+        "commit": commit(),
         "peers": peers,
     }
     with server(args.mongo_url) as srv:
@@ -891,6 +893,22 @@ def main() -> int:
         log("wrote docs/scaling.md and docs/scaling-*.png")
     log(f"results in {RESULTS.relative_to(REPO)}/ ({results['elapsed_s']} s); page: {page}")
     return 0
+
+
+def commit() -> str:
+    """The commit the library and the benchmark were measured at (``-dirty``: with changes)."""
+
+    def git(*argv: str) -> str:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            done = subprocess.run(
+                ["git", *argv], cwd=REPO, capture_output=True, text=True, timeout=10, check=False
+            )
+            return done.stdout.strip()
+        return ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "tornado_mongo_session", "bench")
+    return f"{head}-dirty" if dirty else head
 
 
 def available_peers() -> list[str]:

@@ -69,6 +69,10 @@ def per_s(x: float) -> str:
     return f"{x:,.0f}" if x >= 10 else f"{x:.2f}" if x >= 0.1 else f"{x:.3f}"
 
 
+def ratio(x: float) -> str:
+    return f"{x:,.1f}x" if x < 10 else f"{x:,.0f}x"
+
+
 def commands(row: dict[str, Any]) -> str:
     cmds = row.get("commands_per_request") or {}
     return f"{sum(cmds.values()):.2f}" if cmds else "0"
@@ -147,6 +151,7 @@ def header(results: dict[str, Any]) -> list[str]:
         f"measured over 2 s each time): {background(results)} % of one core, out of "
         f"{results.get('cores', 2) * 100}",
         f"- server: {results.get('server', '?')}",
+        f"- the library and this benchmark at commit {results.get('commit', 'unknown')}",
         f"- {machine.get('python', '')} Python, Tornado {machine.get('tornado', '')}, PyMongo "
         f"{machine.get('pymongo', '')}, {machine.get('wrk', 'wrk')}, Node.js "
         f"{machine.get('node', '')}",
@@ -327,6 +332,7 @@ def stored_section(stored: dict[str, Any]) -> list[str]:
     elif hashed.get("error"):
         out += ["", f"The hashed `_id` index could not be built here: {hashed['error']}"]
     out += ["", "Where it bends:", ""]
+    out += stored_verdict(levels)
     for name in ("find", "update"):
         series = [
             (power(lv["sessions"]), lv["probe"][f"{name}_p50_ms"])
@@ -362,6 +368,43 @@ def stored_section(stored: dict[str, Any]) -> list[str]:
         "",
     ]
     return out
+
+
+def stored_verdict(levels: list[dict[str, Any]]) -> list[str]:
+    """Does the cost grow with the collection? The server's CPU per request against the
+    app's, which the collection's size cannot change: their ratio is what contention on a
+    shared machine leaves of the collection's own effect."""
+    if len(levels) < 2:
+        return []
+    first, last = levels[0], levels[-1]
+    span = f"{power(first['sessions'])} to {power(last['sessions'])}"
+    parts = []
+    for op in ("read", "write", "rotate"):
+        a, b = first["runs"].get(op), last["runs"].get(op)
+        if not a or not b:
+            continue
+        server = server_cpu(b) / max(server_cpu(a), 1e-9)
+        app = cpu_per_request(b)["app"] / max(cpu_per_request(a)["app"], 1e-9)
+        parts.append(
+            f"{op}: server {server:.2f}x, app {app:.2f}x, so {server / app:.2f}x from the "
+            "collection"
+        )
+    probes = [lv.get("probe") or {} for lv in (first, last)]
+    probe = ""
+    if all(p.get("sessions") for p in probes):
+        probe = (
+            f" The server's own round trip, one at a time: `find` p50 "
+            f"{ms(probes[0]['find_p50_ms'])} → {ms(probes[1]['find_p50_ms'])} ms, `update` "
+            f"{ms(probes[0]['update_p50_ms'])} → {ms(probes[1]['update_p50_ms'])} ms."
+        )
+    return [
+        f"- **Summary.** From {span} stored sessions, the CPU per request "
+        + "; ".join(parts)
+        + " (the app's CPU per request cannot depend on the collection, so its change is "
+        "this machine's noise)."
+        + probe
+        + " Whatever wrk's figures below do, a bend must show in these to be the collection's.",
+    ]
 
 
 def probe_table(levels: list[dict[str, Any]]) -> list[str]:
@@ -503,6 +546,21 @@ def size_section(sizes: dict[str, Any]) -> list[str]:
         ],
         rows,
     )
+    mem1 = (cpu.get("memory") or {}).get(str(spec[0][0]))
+    mongo1 = (cpu.get("mongo") or {}).get(str(spec[0][0]))
+    if mem1 and mongo1:
+        out += [
+            "",
+            f"At {spec[0][0]}, the Mongo store costs {mongo1['read_us'] - mem1['read_us']:,.0f} "
+            f"µs more than the memory store per read and "
+            f"{mongo1['write_us'] - mem1['write_us']:,.0f} µs more per write (one `find`; a "
+            "`find` and an `update`): the driver's work on this machine, "
+            + (
+                "more than the library's own (the memory store's column)."
+                if mongo1["read_us"] - mem1["read_us"] > mem1["read_us"]
+                else "less than the library's own (the memory store's column)."
+            ),
+        ]
     out += ["", "Where the CPU bends (first point at twice the 1-key figure, on each axis):", ""]
     for store in ("memory", "mongo"):
         figures = cpu.get(store) or {}
@@ -680,14 +738,6 @@ CPU_HEAD = [
 ]
 
 
-def knee(rows: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
-    """The first run that reached 90 % of the series' best requests/s."""
-    if not rows:
-        return None
-    best = max(row["rps"] for row in rows)
-    return next(row for row in rows if row["rps"] >= 0.9 * best)
-
-
 def concurrency_section(results: dict[str, Any]) -> list[str]:
     conc = results.get("concurrency") or {}
     srv = bool(results.get("server_cpu_measured"))
@@ -749,27 +799,56 @@ def concurrency_section(results: dict[str, Any]) -> list[str]:
         out += table(["app processes", "op", *CPU_HEAD, "at its limit"], rows)
         out.append("")
     out += ["What saturates first:", ""]
+    out += saturation(conc, srv)
+    out.append("")
+    return out
+
+
+def saturation(conc: dict[str, Any], srv: bool) -> list[str]:
+    """What saturates first, from the measured figures of part 3."""
+    rows = conc.get("connections", []) + conc.get("processes", [])
+    if not rows:
+        return []
+    others = [everything_else(r["cpu_percent"]) for r in rows]
+    full = [r for r in rows if r["cpu_percent"]["machine"] >= 0.9 * r["cpu_percent"]["cores"] * 100]
+    out = [
+        f"- On this machine: its CPU, in {len(full)} of {len(rows)} runs (at 90 % of all cores "
+        f"or more), while other jobs took {min(others):.0f} to {max(others):.0f} % of it. "
+        "Requests/s here are what this library got of a machine already busy, and move with "
+        "the other jobs from run to run more than with the connections; the CPU per request "
+        "and the pool figures below do not depend on that."
+    ]
     for op in ("read", "write"):
         series = [r for r in conc.get("connections", []) if r["path"] == f"/{op}"]
-        at = knee(series, "rps")
-        if at is None:
+        if not series:
             continue
-        cpu = at["cpu_percent"]
-        best = max(r["rps"] for r in series)
+        best = max(series, key=lambda r: r["rps"])
         out.append(
-            f"- {op}: requests/s reach 90 % of their best ({best:,.0f}) at "
-            f"{at['connections']} connections; there: {'; '.join(limits(at))}. CPU then: app "
-            f"{at['app_cpu_percent']:.0f} %, FerretDB {cpu.get('server', 0):.0f} %, "
-            f"PostgreSQL {cpu.get('postgres', 0):.0f} %, wrk {cpu.get('wrk', 0):.0f} %, "
-            f"everything else {everything_else(cpu):.0f} %. Beyond it, more connections only "
-            f"queue: p99 {ms(series[-1]['p99_ms'])} ms at {series[-1]['connections']}. "
-            + ceilings(at, srv)
+            f"- {op}: the most requests/s, {best['rps']:,.0f}, at {best['connections']} "
+            f"connections. {ceilings(best, srv)}"
         )
+        exhausted = [
+            r for r in series if (r.get("pool") or {}).get("max_checked_out", 0) >= POOL_MAX
+        ]
+        if exhausted:
+            r = exhausted[0]
+            out.append(
+                f"- {op}, the connection pool: exhausted from {r['connections']} connections "
+                f"on (all {POOL_MAX} checked out; {r['pool']['wait_us_per_checkout'] / 1000:,.1f} "
+                f"ms mean wait per checkout, p99 {ms(r['p99_ms'])} ms). One process holds at "
+                f"most {POOL_MAX} commands in flight (PyMongo's default `maxPoolSize`); more "
+                "concurrent requests wait for a connection before they wait for the server."
+            )
+        else:
+            most = max((r.get("pool") or {}).get("max_checked_out", 0) for r in series)
+            out.append(
+                f"- {op}, the connection pool: never exhausted (at most {most} of {POOL_MAX} "
+                "checked out)."
+            )
         procs = [r for r in conc.get("processes", []) if r["path"] == f"/{op}"]
         if len(procs) > 1:
             gains = ", ".join(f"{r['processes']}: {r['rps']:,.0f}" for r in procs)
             out.append(f"- {op}, app processes (requests/s): {gains}. " + process_verdict(procs))
-    out.append("")
     return out
 
 
@@ -821,10 +900,17 @@ def process_verdict(rows: list[dict[str, Any]]) -> str:
             "so another app process only splits the same CPU; processes help where there "
             "are more cores than busy processes."
         )
-    return (
+    text = (
         f"Throughput grows to {best['rps'] / one['rps']:.2f}x with {best['processes']} "
         f"processes, where {'; '.join(limits(best))}. The machine's CPU with {machine}."
     )
+    if everything_else(last["cpu_percent"]) < everything_else(one["cpu_percent"]) - 20:
+        text += (
+            " Part of that gain is taken from the other jobs: on a machine whose CPU is "
+            "full, the scheduler shares it by runnable process, so more app processes get "
+            "more of it (the other jobs' share fell as the processes were added)."
+        )
+    return text
 
 
 # -- 4. rotation -------------------------------------------------------------------------------
@@ -1114,7 +1200,7 @@ def planning_section(results: dict[str, Any]) -> list[str]:
                 power(users),
                 per_s(writes_s),
                 size_bytes(oplog) if oplog else "n/a",
-                f"{writes_s / max(writes):,.1f}x" if writes else "n/a",
+                ratio(writes_s / max(writes)) if writes else "n/a",
             ]
         )
     out += table(
@@ -1212,13 +1298,22 @@ def charts(results: dict[str, Any], out: Path) -> list[str]:
     spec = [tuple(s) for s in sizes.get("sizes", [])]
     if spec:
         labels = [str(s[0]) for s in spec]
+        # The keys sweep and the bytes sweep are two curves: a gap (NaN) between them.
+        split = next((i for i, s in enumerate(spec) if s[2]), len(spec))
+        xs = [i if i < split else i + 1 for i in range(len(spec))]
+
+        def line(values: list[float]) -> tuple[list[int], list[float]]:
+            if split == len(spec):
+                return xs, values
+            return [*xs[:split], split, *xs[split:]], [*values[:split], math.nan, *values[split:]]
+
         fig, axs = plt.subplots(1, 3, figsize=(15, 4.2))
         cpu = sizes.get("cpu") or {}
         for store, style in (("memory", "--"), ("mongo", "-")):
             figures = cpu.get(store) or {}
             for op, color in (("read", "#2a7ab0"), ("write", "#d9822b")):
                 ys = [figures.get(lab, {}).get(f"{op}_us", math.nan) for lab in labels]
-                axs[0].plot(labels, ys, "o" + style, color=color, label=f"{store} store, {op}")
+                axs[0].plot(*line(ys), "o" + style, color=color, label=f"{store} store, {op}")
         axs[0].set_ylabel("library CPU µs per request (in-process)")
         axs[0].set_yscale("log")
         e2e = sizes.get("e2e") or []
@@ -1229,16 +1324,14 @@ def charts(results: dict[str, Any], out: Path) -> list[str]:
                 if not any(rows):
                     continue
                 axs[1].plot(
-                    labels,
-                    [r["p50_ms"] if r else math.nan for r in rows],
+                    *line([r["p50_ms"] if r else math.nan for r in rows]),
                     "o" + style,
                     color=color,
                     label=f"{IMPL[impl]}, {op}",
                 )
                 if op == "write":
                     axs[2].plot(
-                        labels,
-                        [r["db_bytes_sent_per_request"] if r else math.nan for r in rows],
+                        *line([r["db_bytes_sent_per_request"] if r else math.nan for r in rows]),
                         "o-",
                         color=color,
                         label=IMPL[impl],
@@ -1247,6 +1340,7 @@ def charts(results: dict[str, Any], out: Path) -> list[str]:
         axs[2].set_ylabel("bytes sent to the database per write")
         axs[2].set_yscale("log")
         for ax in axs:
+            ax.set_xticks(xs, labels)
             ax.tick_params(axis="x", rotation=45, labelsize=8)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
