@@ -28,7 +28,7 @@ PYTEST_ARGS ?=
 .PHONY: help install mongo-up mongo-down test test-stress lint typecheck demo bench clean
 
 help:
-	@echo "targets: install mongo-up mongo-down test test-stress lint typecheck demo bench clean"
+	@echo "targets: install mongo-up mongo-down test test-stress lint typecheck demo docs dist bench clean"
 
 install: $(STAMP)
 
@@ -36,7 +36,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[motor,crypto,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[motor,crypto,metrics,dev]'
 	@touch $@
 
 # Prints the server URL as its last line (reuses a recorded server that still answers); the
@@ -89,17 +89,44 @@ $(ACTIONLINT_STAMP):
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Uses TORNADO_SESSION_MONGODB_URL when set; otherwise the server of mongo-up.
+# Uses TORNADO_SESSION_MONGODB_URL when set; otherwise the server of mongo-up. DEMO names the
+# example to run (examples/$(DEMO).py): `make demo DEMO=json_api`; DEMO_PORT its port (8888).
+DEMO ?= app
+
 demo: $(STAMP)
 	@if [ -z "$${TORNADO_SESSION_MONGODB_URL:-}" ]; then \
 		TORNADO_SESSION_MONGODB_URL="$$($(MONGO) up | tail -n 1)"; fi; \
 	export TORNADO_SESSION_MONGODB_URL; \
 	echo "MongoDB for the demo: $$TORNADO_SESSION_MONGODB_URL"; \
-	$(BIN)/python examples/app.py
+	$(BIN)/python examples/$(DEMO).py
+
+# The documentation site (mkdocs.yml, docs/) into site/, git-ignored. --strict: any warning (a
+# broken link, a setting without a description, a missing page) fails the build. The `docs`
+# extra is installed into .venv on first use; nothing is downloaded while building.
+DOCS_STAMP := $(VENV)/.docs-installed
+
+.PHONY: docs
+docs: $(DOCS_STAMP)
+	@# Material prints a notice on every build: it reaches end of life on 2027-05-05.
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+$(DOCS_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[docs]'
+	@touch $@
+
+# The release files into dist/: the sdist and the wheel, checked as PyPI would (twine check).
+.PHONY: dist
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 bench: $(STAMP)
 	@$(MAKE) --no-print-directory bench-deps
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	@# What the store's write concern costs (issue 16; docs/deployment.md quotes it).
+	@mkdir -p bench/results
+	$(BIN)/python bench/write_concern.py --rounds 2 --json bench/results/write_concern.json
 
 # The benchmark's tools and peers (docs/performance.md): wrk from Debian, matplotlib and
 # pyinstrument (the `bench` extra) in the venv, and the peers it compares against, installed into
@@ -143,6 +170,6 @@ bench-scale: $(STAMP)
 
 clean:
 	-@$(MAKE) --no-print-directory mongo-down
-	rm -rf $(VENV) .cache/mongo .cache/ferretdb2 build dist *.egg-info .coverage .coverage.* htmlcov \
-		.mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .cache/mongo .cache/ferretdb2 build dist site *.egg-info .coverage .coverage.* \
+		htmlcov .mypy_cache .ruff_cache .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -not -path './.cache/*' -exec rm -rf {} +

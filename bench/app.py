@@ -161,7 +161,7 @@ class New(SessionMixin, tornado.web.RequestHandler):
 
 def _with_store(cls: type[Any], store: SessionStore) -> type[Any]:
     """A subclass of a session handler bound to ``store`` (the mixin's class attribute)."""
-    return type(f"{cls.__name__}_{store.origin}", (cls,), {"session_store": store})  # type: ignore[attr-defined]
+    return type(f"{cls.__name__}_{type(store).__name__}", (cls,), {"session_store": store})
 
 
 class FloorRead(Counted):

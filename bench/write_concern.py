@@ -37,9 +37,14 @@ from typing import Any
 
 from pymongo import AsyncMongoClient, MongoClient, WriteConcern
 
-from tornado_mongo_session import MongoSessionStore, SaveRequest, SessionRecord
-from tornado_mongo_session.mixin import utc_now
-from tornado_mongo_session.tokens import new_token
+from tornado_mongo_session import (
+    MongoSessionStore,
+    NewSession,
+    Rotation,
+    SessionRecord,
+    SessionUpdate,
+)
+from tornado_mongo_session.clock import utc_now
 
 REPO = Path(__file__).resolve().parent.parent
 CONCERNS = {
@@ -53,24 +58,19 @@ def log(message: str) -> None:
     print(f"write_concern: {message}", file=sys.stderr, flush=True)
 
 
-def new_session_request() -> SaveRequest:
+def new_session_request() -> NewSession:
     now = utc_now()
-    return SaveRequest.new_session({"n": 0}, now=now, expires_at=now + timedelta(hours=1))
+    return NewSession(data={"n": 0}, created_at=now, now=now, expires_at=now + timedelta(hours=1))
 
 
-def write_of(record: SessionRecord, *, rotate: bool) -> SaveRequest:
+def write_of(record: SessionRecord, *, rotate: bool) -> SessionUpdate:
     now = utc_now() + timedelta(seconds=6)
-    return SaveRequest(
-        session_id=record.id,
+    return SessionUpdate(
         loaded=record,
-        data={"n": 1},
-        changed={"n": 1},
-        removed=[],
         now=now,
-        created_at=record.created_at,
-        new_token=new_token() if rotate else None,
-        tokens_kept=3,
         expires_at=now + timedelta(hours=1),
+        changed={"n": 1},
+        rotation=Rotation(keep=3) if rotate else None,
     )
 
 

@@ -25,7 +25,7 @@ from bson import json_util
 from handlers import JSON, STORE_ROUTES
 
 from tornado_mongo_session import SessionSettings, SessionStore
-from tornado_mongo_session.mixin import utc_now
+from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.tokens import parse_cookie
 
 UTC = timezone.utc

@@ -8,7 +8,10 @@ several Tornado processes or hosts do in production::
 
 It listens on a free 127.0.0.1 port, prints ``port <n>`` on stdout, and serves until SIGTERM.
 Routes: the stress tests' ``POST /w?k=&v=`` (sets one key, answers ``{id, loaded}``) and
-``GET /r`` (answers ``{id, loaded, data}``); ``POST /clock?at=<epoch seconds>`` freezes its
+``GET /r`` (answers ``{id, loaded, data}``); ``POST /login?user=`` binds a user (answers
+``ok``), ``GET /devices?user=`` lists the user's session handles and ``POST
+/revoke?user=[&keep=]`` revokes them (answers ``{revoked}``), through this process's store;
+``POST /clock?at=<epoch seconds>`` freezes its
 ``session_clock`` there (``/clock`` without ``at``: the real clock again), so that several
 processes can agree that a token has aged without sleeping. The rotator is the default one
 (``IntervalRotator``).
@@ -28,7 +31,7 @@ import tornado.netutil
 import tornado.web
 from stress.stress_support import ROUTES  # tests/ is sys.path[0]: this script's folder
 
-from tornado_mongo_session import MongoSessionStore, SessionSettings
+from tornado_mongo_session import MongoSessionStore, SessionMixin, SessionSettings
 
 
 class SettableClock:
@@ -49,6 +52,24 @@ class Clock(tornado.web.RequestHandler):
         self.write({"frozen": at})
 
 
+class Login(SessionMixin, tornado.web.RequestHandler):
+    def post(self) -> None:
+        self.session.bind_user(self.get_argument("user"))
+        self.write("ok")
+
+
+class Devices(tornado.web.RequestHandler):
+    async def get(self) -> None:
+        store: MongoSessionStore = self.settings["session_store"]
+        found = await store.list_user_sessions(self.get_argument("user"))
+        self.write({"handles": [session.handle for session in found]})
+
+    async def post(self) -> None:
+        store: MongoSessionStore = self.settings["session_store"]
+        keep = self.get_argument("keep", None)
+        self.write({"revoked": await store.revoke_user(self.get_argument("user"), keep=keep)})
+
+
 def make_client(driver: str, url: str) -> Any:
     if driver == "pymongo":
         return pymongo.AsyncMongoClient(url, serverSelectionTimeoutMS=5000)
@@ -63,7 +84,13 @@ async def serve(args: argparse.Namespace) -> None:
         cookie_secure=False, token_ttl=args.token_ttl, tokens_kept=args.tokens_kept
     )
     app = tornado.web.Application(
-        [*ROUTES, ("/clock", Clock)],
+        [
+            *ROUTES,
+            ("/clock", Clock),
+            ("/login", Login),
+            ("/devices", Devices),
+            ("/revoke", Devices),
+        ],
         session_store=MongoSessionStore(client[args.db]["sessions"]),
         session_settings=settings,
         session_clock=SettableClock(),

@@ -41,14 +41,16 @@ from pymongo.errors import OperationFailure, WTimeoutError
 
 from tornado_mongo_session import (
     MongoSessionStore,
-    SaveRequest,
+    NewSession,
+    Rotation,
     SessionConfigError,
     SessionMixin,
     SessionRecord,
     SessionSettings,
     SessionStoreUnavailable,
+    SessionUpdate,
 )
-from tornado_mongo_session.mixin import utc_now
+from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.tokens import hash_token, new_token, parse_cookie
 
 # What an application that reads mostly from secondaries creates its client with.
@@ -89,25 +91,20 @@ def server_kind(sync_client: Any) -> str:
     return "direct member" if "setName" in hello else "standalone"
 
 
-def new_session_request(data: dict[str, Any]) -> SaveRequest:
+def new_session_request(data: dict[str, Any]) -> NewSession:
     now = utc_now()
-    return SaveRequest.new_session(data, now=now, expires_at=now + timedelta(hours=1))
+    return NewSession(data=data, created_at=now, now=now, expires_at=now + timedelta(hours=1))
 
 
-def rotation_of(loaded: SessionRecord, changed: dict[str, Any]) -> SaveRequest:
+def rotation_of(loaded: SessionRecord, changed: dict[str, Any]) -> SessionUpdate:
     """A save that rotates ``loaded``'s token (a compare-and-set on its ``rotated_at``)."""
     now = utc_now() + timedelta(seconds=6)
-    return SaveRequest(
-        session_id=loaded.id,
+    return SessionUpdate(
         loaded=loaded,
-        data={**loaded.data, **changed},
-        changed=changed,
-        removed=[],
         now=now,
-        created_at=loaded.created_at,
-        new_token=new_token(),
-        tokens_kept=3,
         expires_at=now + timedelta(hours=1),
+        changed=changed,
+        rotation=Rotation(keep=3, token=new_token()),
     )
 
 
@@ -432,14 +429,9 @@ async def test_write_concern_timeout_says_the_write_may_have_been_applied(
 ) -> None:
     store = MongoSessionStore(failing_collection)
     _cookie, loaded = await new_session(store, {"n": 1})
-    save = SaveRequest(
-        session_id=loaded.id,
-        loaded=loaded,
-        data={"n": 2},
-        changed={"n": 2},
-        removed=[],
-        now=utc_now(),
-        created_at=loaded.created_at,
+    now = utc_now()
+    save = SessionUpdate(
+        loaded=loaded, now=now, expires_at=now + timedelta(hours=1), changed={"n": 2}
     )
     timed_out = {
         "failCommands": ["update"],

@@ -30,12 +30,12 @@ from mongo_helpers import CommandLog
 from tornado_mongo_session import (
     CookieSessionStore,
     MongoSessionStore,
-    SaveRequest,
+    NewSession,
     SessionConfigError,
     SessionMixin,
     SessionTooLarge,
 )
-from tornado_mongo_session.mixin import utc_now
+from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.tokens import new_session_id, new_token, parse_cookie
 
 UTC = timezone.utc
@@ -44,9 +44,9 @@ PURPOSE = b"tornado_mongo_session/CookieSessionStore/c1/hmac-sha256"
 VALUE_CHARS = re.compile(r"c1\.[0-9]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}")
 
 
-def new_request(data: dict[str, Any], now: datetime | None = None) -> SaveRequest:
+def new_request(data: dict[str, Any], now: datetime | None = None) -> NewSession:
     now = now or utc_now()
-    return SaveRequest.new_session(data, now=now, expires_at=now + timedelta(hours=2))
+    return NewSession(data=data, created_at=now, now=now, expires_at=now + timedelta(hours=2))
 
 
 async def seal(store: CookieSessionStore, data: dict[str, Any], now: datetime) -> str:
@@ -89,7 +89,7 @@ async def test_value_format_and_signature_are_as_documented() -> None:
     record = await store.load(value, now=now)
     assert record is not None
     assert record.data == {"n": 1}
-    assert record.origin == "cookie"
+    assert record.in_cookie
     assert record.token is None
 
 

@@ -15,12 +15,14 @@ from mongo_helpers import close_async_client, make_async_client
 
 from tornado_mongo_session import (
     MongoSessionStore,
-    SaveRequest,
+    NewSession,
+    Rotation,
     SessionSettings,
     SessionStore,
     SessionStoreUnavailable,
+    SessionUpdate,
 )
-from tornado_mongo_session.mixin import utc_now
+from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.tokens import encode_cookie, hash_token, new_token
 
 
@@ -32,10 +34,9 @@ def store(collection: Any) -> MongoSessionStore:
 async def insert(store: MongoSessionStore, data: dict[str, Any]) -> tuple[str, str]:
     """Insert a session through the store; return (cookie value, session id)."""
     now = utc_now()
-    request = SaveRequest.new_session(data, now=now, expires_at=now + timedelta(hours=1))
-    assert request.new_token is not None
+    request = NewSession(data=data, created_at=now, now=now, expires_at=now + timedelta(hours=1))
     result = await store.save(request)
-    assert result.cookie_value == encode_cookie(request.session_id, request.new_token)
+    assert result.cookie_value == encode_cookie(request.session_id, request.token)
     return result.cookie_value, request.session_id
 
 
@@ -87,17 +88,12 @@ async def test_rotation_is_compare_and_set(store: MongoSessionStore, sync_db: An
     loaded = await store.load(cookie, now=now)
     assert loaded is not None
 
-    def rotation(changed: dict[str, Any]) -> SaveRequest:
-        return SaveRequest(
-            session_id=session_id,
+    def rotation(changed: dict[str, Any]) -> SessionUpdate:
+        return SessionUpdate(
             loaded=loaded,
-            data={**loaded.data, **changed},
             changed=changed,
-            removed=[],
             now=now + timedelta(seconds=6),
-            created_at=loaded.created_at,
-            new_token=new_token(),
-            tokens_kept=3,
+            rotation=Rotation(keep=3),
             expires_at=now + timedelta(hours=1),
         )
 
@@ -116,8 +112,12 @@ async def test_ensure_indexes_is_idempotent_and_warns_at_most_once(
         await store.ensure_indexes()
         await store.ensure_indexes()
         await insert(store, {"a": 1})
-    assert command_log.count("createIndexes") == 1
-    ttl = [ix for ix in sync_db.sessions.list_indexes() if ix["name"] == "expires_at_ttl"]
+    # Two commands, once: the TTL index, and the sparse user indexes (user_id, handle).
+    assert command_log.count("createIndexes") == 2
+    indexes = {ix["name"]: ix for ix in sync_db.sessions.list_indexes()}
+    assert indexes["user_id"]["sparse"]
+    assert indexes["handle"]["sparse"]
+    ttl = [ix for ix in indexes.values() if ix["name"] == "expires_at_ttl"]
     warnings = [r for r in caplog.records if "TTL index" in r.getMessage()]
     # A server with TTL indexes has one now; one without (FerretDB) said so once.
     assert (len(ttl), len(warnings)) in {(1, 0), (0, 1)}

@@ -34,7 +34,7 @@ from helpers import session_id_of
 from mongo_helpers import DRIVERS, lacks_atomic_updates
 from stress.stress_support import Jar, LoadClient, Outcome
 
-from tornado_mongo_session.tokens import hash_token, parse_cookie
+from tornado_mongo_session.tokens import hash_token, parse_cookie, session_handle
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -228,3 +228,32 @@ async def test_rotation_storm_across_processes_logs_nobody_out(
     assert final.json()["id"] == sid
     data = raw_document(sync_client, apps, sid)["data"]
     assert {k: data.get(k) for k in acked} == acked
+
+
+async def test_a_session_revoked_on_one_process_opens_nothing_on_the_others(apps: Apps) -> None:
+    """Two devices of one user log in on two processes; a third process logs out everywhere
+    else: the revoked device's next request, on every process, opens nothing."""
+    cookies = []
+    for i in range(2):
+        outcome = await apps.client(i).fetch("/login?user=ada", method="POST")
+        assert outcome.code == 200
+        assert outcome.response is not None
+        cookies.append(outcome.response.cookie_value())
+    revoked, kept = cookies
+    assert revoked
+    assert kept
+    for i in range(PROCESSES):
+        assert (await apps.client(i).fetch("/r", cookie=revoked)).json()["loaded"]
+    listed = await apps.client(2).fetch("/devices?user=ada")
+    keep = session_handle(session_id_of(kept))
+    assert sorted(listed.json()["handles"]) == sorted(
+        session_handle(session_id_of(c)) for c in cookies
+    )
+    outcome = await apps.client(2).fetch(f"/revoke?user=ada&keep={keep}", method="POST")
+    assert outcome.json() == {"revoked": 1}
+    for i in range(PROCESSES):
+        gone = await apps.client(i).fetch("/r", cookie=revoked)
+        assert gone.code == 200
+        assert not gone.json()["loaded"]
+        assert cleared(gone)
+        assert (await apps.client(i).fetch("/r", cookie=kept)).json()["loaded"]

@@ -9,7 +9,7 @@ from typing import Any
 import bson
 import pytest
 
-from tornado_mongo_session import Session
+from tornado_mongo_session import NewSession, SaveResult, Session
 
 
 def stored(data: dict[str, Any]) -> Session:
@@ -90,10 +90,10 @@ def test_encodable_values_are_kept(value: Any) -> None:
 def test_changes_of_a_new_session_are_all_keys() -> None:
     s = Session()
     s["a"] = 1
-    changed, removed, size = s.changes()
+    changed, removed = s.changes()
     assert changed == {"a": 1}
     assert removed == []
-    assert size == len(bson.encode({"a": 1}))
+    assert s.encoded_size() == len(bson.encode({"a": 1}))
 
 
 def test_changes_against_snapshot() -> None:
@@ -103,10 +103,13 @@ def test_changes_against_snapshot() -> None:
     s["b"].append(2)  # nested change, no assignment
     del s["c"]
     s["d"] = "new"
-    changed, removed, _ = s.changes()
+    changed, removed = s.changes()
     assert changed == {"a": 2, "b": [1, 2], "d": "new"}
     assert removed == ["c"]
-    s.mark_saved()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    s.saved(
+        NewSession(data=s, created_at=now, now=now, expires_at=now), SaveResult(session_id=s.id)
+    )
     assert s.changes()[:2] == ({}, [])
     assert not s.is_new
 

@@ -22,11 +22,21 @@ from tornado_mongo_session.errors import (
     SessionStoreUnavailable,
     SessionTooLarge,
 )
+from tornado_mongo_session.events import SessionEvent, SessionEventListener
 from tornado_mongo_session.mixin import SessionMixin
 from tornado_mongo_session.rotation import IntervalRotator, NeverRotator, TokenRotator
 from tornado_mongo_session.session import Session
 from tornado_mongo_session.settings import SessionSettings
-from tornado_mongo_session.stores.base import SaveRequest, SaveResult, SessionRecord, SessionStore
+from tornado_mongo_session.stores.base import (
+    NewSession,
+    Rotation,
+    SaveResult,
+    SessionRecord,
+    SessionStore,
+    SessionUpdate,
+    UserSession,
+    UserSessionStore,
+)
 from tornado_mongo_session.stores.cookie import CookieSessionStore
 from tornado_mongo_session.stores.memory import MemorySessionStore
 from tornado_mongo_session.stores.mongo import MongoSessionStore
@@ -38,12 +48,15 @@ __all__ = [
     "MemorySessionStore",
     "MongoSessionStore",
     "NeverRotator",
-    "SaveRequest",
+    "NewSession",
+    "Rotation",
     "SaveResult",
     "Session",
     "SessionConfigError",
     "SessionDataError",
     "SessionError",
+    "SessionEvent",
+    "SessionEventListener",
     "SessionMixin",
     "SessionRecord",
     "SessionSettings",
@@ -51,8 +64,11 @@ __all__ = [
     "SessionStoreError",
     "SessionStoreUnavailable",
     "SessionTooLarge",
+    "SessionUpdate",
     "TieredSessionStore",
     "TokenRotator",
+    "UserSession",
+    "UserSessionStore",
 ]
 
 __version__ = "0.1.0"

@@ -6,10 +6,12 @@ neither contains a ``.``. Only :func:`hash_token` of a token is ever stored.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Iterable
 
 __all__ = [
     "SESSION_ID_BYTES",
@@ -19,6 +21,7 @@ __all__ = [
     "new_session_id",
     "new_token",
     "parse_cookie",
+    "session_handle",
     "token_matches",
 ]
 
@@ -48,15 +51,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
-def token_matches(token: str, stored_hashes: list[str] | tuple[str, ...]) -> bool:
+def token_matches(token: str, stored_hashes: Iterable[object]) -> bool:
     """Tell whether ``token`` hashes to one of ``stored_hashes``, in constant time per hash.
 
     Every stored hash is compared, so the time taken does not reveal which one matched.
     """
-    candidate = hash_token(token).encode("ascii")
+    candidate = hash_token(token)
     found = False
     for stored in stored_hashes:
-        if isinstance(stored, str) and hmac.compare_digest(candidate, stored.encode("ascii")):
+        if isinstance(stored, str) and stored.isascii() and hmac.compare_digest(candidate, stored):
             found = True
     return found
 
@@ -79,3 +82,13 @@ def parse_cookie(value: str | None) -> tuple[str, str] | None:
     if not (_PART.fullmatch(session_id) and _PART.fullmatch(token)):
         return None
     return session_id, token
+
+
+def session_handle(session_id: str) -> str:
+    """Return the handle of a session: what a "your devices" page may show and send back.
+
+    A hash of the id (22 URL-safe characters, 132 bits): it opens nothing (a cookie needs the
+    id and a token), and neither the id nor a token can be found from it.
+    """
+    digest = hashlib.sha256(b"tornado_mongo_session handle\x00" + session_id.encode()).digest()
+    return base64.urlsafe_b64encode(digest[:17]).decode()[:22]

@@ -35,14 +35,15 @@ from stress_support import LoadClient, server_description
 
 from tornado_mongo_session import (
     MongoSessionStore,
-    SaveRequest,
+    NewSession,
     SessionDataError,
     SessionError,
     SessionMixin,
     SessionSettings,
+    SessionUpdate,
 )
-from tornado_mongo_session.mixin import utc_now
-from tornado_mongo_session.tokens import new_session_id, new_token
+from tornado_mongo_session.clock import utc_now
+from tornado_mongo_session.tokens import new_session_id
 
 pytestmark = [pytest.mark.stress, pytest.mark.timeout(300)]
 
@@ -231,18 +232,19 @@ async def test_store_refuses_a_document_over_16_mib(
     now = utc_now()
     huge = {"big": "x" * (17 * MIB)}
 
-    def request(session_id: str, data: dict[str, Any], loaded: Any = None) -> SaveRequest:
-        return SaveRequest(
-            session_id=session_id,
-            loaded=loaded,
+    def request(
+        session_id: str, data: dict[str, Any], loaded: Any = None
+    ) -> NewSession | SessionUpdate:
+        if loaded is not None:
+            return SessionUpdate(
+                loaded=loaded, changed=data, now=now, expires_at=now + timedelta(hours=1)
+            )
+        return NewSession(
             data=data,
-            changed=data,
-            removed=[],
-            now=now,
             created_at=now,
-            new_token=new_token() if loaded is None else None,
+            now=now,
             expires_at=now + timedelta(hours=1),
-            accessed_at=now,
+            session_id=session_id,
         )
 
     refused: dict[str, str] = {}

@@ -20,7 +20,7 @@ from reliability_report import FAIL, PASS, record
 from stress_support import ROUTES, LoadClient, server_description
 
 from tornado_mongo_session import MongoSessionStore, SessionSettings
-from tornado_mongo_session.mixin import utc_now
+from tornado_mongo_session.clock import utc_now
 
 pytestmark = [pytest.mark.stress, pytest.mark.timeout(300)]
 

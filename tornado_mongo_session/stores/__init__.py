@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from tornado_mongo_session.stores.base import SaveRequest, SaveResult, SessionRecord, SessionStore
+from tornado_mongo_session.stores.base import (
+    NewSession,
+    Rotation,
+    SaveResult,
+    SessionRecord,
+    SessionStore,
+    SessionUpdate,
+    UserSession,
+    UserSessionStore,
+)
 from tornado_mongo_session.stores.cookie import CookieSessionStore
 from tornado_mongo_session.stores.memory import MemorySessionStore
 from tornado_mongo_session.stores.mongo import MongoSessionStore
@@ -12,9 +21,13 @@ __all__ = [
     "CookieSessionStore",
     "MemorySessionStore",
     "MongoSessionStore",
-    "SaveRequest",
+    "NewSession",
+    "Rotation",
     "SaveResult",
     "SessionRecord",
     "SessionStore",
+    "SessionUpdate",
     "TieredSessionStore",
+    "UserSession",
+    "UserSessionStore",
 ]

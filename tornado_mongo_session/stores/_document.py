@@ -9,35 +9,85 @@ from __future__ import annotations
 
 import abc
 import logging
-from datetime import datetime, timezone
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from tornado_mongo_session.errors import SessionStoreError
+from tornado_mongo_session.clock import as_utc, utc_now
 from tornado_mongo_session.stores._locks import KeyedLocks
-from tornado_mongo_session.stores.base import SaveRequest, SaveResult, SessionRecord
-from tornado_mongo_session.tokens import encode_cookie, hash_token, parse_cookie, token_matches
+from tornado_mongo_session.stores.base import (
+    NewSession,
+    SaveResult,
+    SessionRecord,
+    SessionUpdate,
+    UserSession,
+)
+from tornado_mongo_session.tokens import (
+    encode_cookie,
+    hash_token,
+    parse_cookie,
+    session_handle,
+    token_matches,
+)
 
-__all__ = ["DocumentStore"]
+__all__ = ["DocumentStore", "StoredSession"]
 
 log = logging.getLogger("tornado_mongo_session.stores")
 
 
-def _utc(value: datetime) -> datetime:
-    """Return ``value`` as an aware UTC datetime (drivers return naive UTC unless tz_aware)."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+@dataclass(slots=True)
+class StoredSession:
+    """A session document, read: token hashes newest first, aware UTC times, the data."""
+
+    tokens: Sequence[str]
+    created_at: datetime
+    accessed_at: datetime
+    rotated_at: datetime
+    expires_at: datetime
+    data: dict[str, Any]
+    user_id: str | None = None
+    handle: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+    @classmethod
+    def read(cls, doc: Mapping[str, Any]) -> StoredSession | None:
+        """The session a document holds; ``None``, and a warning, for a malformed one."""
+        try:
+            tokens = doc["tokens"]
+            found = cls(
+                tokens=tokens if isinstance(tokens, list) else [],
+                created_at=as_utc(doc["created_at"]),
+                accessed_at=as_utc(doc["accessed_at"]),
+                rotated_at=as_utc(doc["rotated_at"]),
+                expires_at=as_utc(doc["expires_at"]),
+                data=dict(doc.get("data") or {}),
+            )
+            user_id = doc.get("user_id")
+            if user_id is not None:  # only bound sessions pay for the fields of a device
+                found.user_id = str(user_id)
+                found.handle = doc.get("handle")
+                found.ip = doc.get("ip")
+                found.user_agent = doc.get("ua")
+            return found
+        except (KeyError, TypeError, AttributeError, ValueError):
+            log.warning("session document …%s is malformed; treated as absent", doc["_id"][-4:])
+            return None
 
 
 class DocumentStore(abc.ABC):
     """A store of ``{_id, tokens, created_at, accessed_at, rotated_at, expires_at, data}``.
 
     Subclasses provide three primitives: find a live document, insert one, and update one with
-    an optional compare-and-set on ``rotated_at``. Writes to one session are serialized within
+    an optional compare-and-set on ``rotated_at``; and two for the sessions bound to a user
+    (:meth:`_bound_sessions`, :meth:`_delete_bound`). Writes to one session are serialized within
     the process (see :class:`~tornado_mongo_session.stores._locks.KeyedLocks`).
-    """
 
-    origin = "document"
+    A session bound to a user (``Session.bind_user``) also holds ``user_id``, ``handle`` (see
+    :func:`~tornado_mongo_session.tokens.session_handle`) and, when recorded, ``ip`` and ``ua``
+    (the client's at login); an anonymous session holds none of them.
+    """
 
     def __init__(self) -> None:
         self._writing = KeyedLocks()
@@ -45,8 +95,8 @@ class DocumentStore(abc.ABC):
     # -- what a subclass provides ------------------------------------------------------------
 
     @abc.abstractmethod
-    async def _find(self, session_id: str) -> dict[str, Any] | None:
-        """The document of ``session_id``, live or not (``load`` checks the deadline)."""
+    async def _find(self, session_id: str) -> StoredSession | None:
+        """The session ``session_id`` names, live or not (``load`` checks the deadline)."""
 
     @abc.abstractmethod
     async def _insert_document(self, doc: dict[str, Any]) -> None:
@@ -63,6 +113,21 @@ class DocumentStore(abc.ABC):
         """``$set`` fields and ``$unset`` removed (dotted paths) on the document of
         ``session_id`` (and ``rotated_at``, when given); True if a document matched."""
 
+    @abc.abstractmethod
+    async def _bound_sessions(self, user_id: str, now: datetime) -> list[StoredSession]:
+        """The sessions bound to ``user_id`` that are live at ``now`` (one query)."""
+
+    @abc.abstractmethod
+    async def _delete_bound(
+        self, *, user_id: str | None, handle: str | None, keep: str | None
+    ) -> int:
+        """Delete the bound sessions matching ``user_id`` and ``handle`` (each when given),
+        except the one whose handle is ``keep``; return how many (one delete)."""
+
+    def _now(self) -> datetime:
+        """The default ``now`` of :meth:`list_user_sessions`."""
+        return utc_now()
+
     # -- the SessionStore protocol -----------------------------------------------------------
 
     async def load(self, cookie_value: str, *, now: datetime) -> SessionRecord | None:
@@ -70,83 +135,129 @@ class DocumentStore(abc.ABC):
         if parsed is None:
             return None
         session_id, token = parsed
-        doc = await self._find(session_id)
-        if doc is None:
-            return None
-        hashes = doc.get("tokens")
-        if not isinstance(hashes, list) or not token_matches(token, hashes):
-            return None
-        try:
-            record = SessionRecord(
-                id=session_id,
-                data=dict(doc.get("data") or {}),
-                created_at=_utc(doc["created_at"]),
-                accessed_at=_utc(doc["accessed_at"]),
-                rotated_at=_utc(doc["rotated_at"]),
-                expires_at=_utc(doc["expires_at"]),
-                token=token,
-                token_hashes=list(hashes),
-                origin=self.origin,
-            )
-        except (KeyError, TypeError, AttributeError):
-            log.warning("session document …%s is malformed; treated as absent", session_id[-4:])
-            return None
+        found = await self._find(session_id)
         # The deadline is checked here rather than in the query: a filter on _id alone is the
         # one every server answers from its index (FerretDB scans the collection otherwise).
-        return record if record.expires_at > now else None
+        if found is None or found.expires_at <= now or not token_matches(token, found.tokens):
+            return None
+        record = SessionRecord(
+            id=session_id,
+            data=dict(found.data),
+            created_at=found.created_at,
+            accessed_at=found.accessed_at,
+            rotated_at=found.rotated_at,
+            expires_at=found.expires_at,
+            token=token,
+            token_hashes=list(found.tokens),
+        )
+        if found.user_id is not None:  # only a bound session pays for its user's fields
+            record.user_id, record.ip = found.user_id, found.ip
+            record.user_agent = found.user_agent
+        return record
 
-    async def save(self, request: SaveRequest) -> SaveResult:
-        loaded = request.loaded
-        if loaded is None:
+    async def save(self, request: NewSession | SessionUpdate) -> SaveResult:
+        if isinstance(request, NewSession):
             return await self._insert(request)
-        async with self._writing.hold(loaded.id):
-            return await self._update(request, loaded)
+        async with self._writing.hold(request.session_id):
+            return await self._update(request)
+
+    async def session_alive(self, session_id: str, *, now: datetime) -> bool:
+        """Tell whether the session ``session_id`` is still stored and live at ``now`` (one
+        find): not revoked, not logged out, not expired. Its tokens are not checked."""
+        found = await self._find(session_id)
+        return found is not None and found.expires_at > now
+
+    # -- the sessions of a user (UserSessionStore) -------------------------------------------
+
+    async def list_user_sessions(
+        self, user_id: str, *, current: str | None = None, now: datetime | None = None
+    ) -> list[UserSession]:
+        """The live sessions bound to ``user_id``, newest login first (one query); the one whose
+        handle is ``current`` is marked. ``now`` defaults to the store's clock."""
+        found = await self._bound_sessions(_user(user_id), now or self._now())
+        sessions = [
+            UserSession(
+                handle=stored.handle,
+                created_at=stored.created_at,
+                accessed_at=stored.accessed_at,
+                ip=stored.ip,
+                user_agent=stored.user_agent,
+                current=stored.handle == current,
+            )
+            for stored in found
+            if stored.handle is not None
+        ]
+        sessions.sort(key=lambda session: session.created_at, reverse=True)
+        return sessions
+
+    async def revoke_session(self, handle: str, *, user_id: str | None = None) -> bool:
+        """Delete the session ``handle`` names (of ``user_id`` only, when given); True if one
+        was deleted. One delete. A handle from a request must come with the signed-in user's
+        id: then another user's handle revokes nothing."""
+        if not isinstance(handle, str):
+            raise TypeError(f"handle must be a str, not {type(handle).__name__}")
+        owner = None if user_id is None else _user(user_id)
+        return await self._delete_bound(user_id=owner, handle=handle, keep=None) > 0
+
+    async def revoke_user(self, user_id: str, *, keep: str | None = None) -> int:
+        """Delete every session bound to ``user_id`` but the one whose handle is ``keep``;
+        return how many. One delete."""
+        return await self._delete_bound(user_id=_user(user_id), handle=None, keep=keep)
 
     # -- the steps ---------------------------------------------------------------------------
 
-    async def _insert(self, request: SaveRequest) -> SaveResult:
-        token = request.new_token
-        if token is None:
-            raise SessionStoreError("a new session needs a token: SaveRequest.new_token is None")
-        if request.expires_at is None:
-            raise SessionStoreError("a new session needs SaveRequest.expires_at")
-        await self._insert_document(
-            {
-                "_id": request.session_id,
-                "tokens": [hash_token(token)],
-                "created_at": request.created_at,
-                "accessed_at": request.accessed_at or request.now,
-                "rotated_at": request.now,
-                "expires_at": request.expires_at,
-                "data": dict(request.data),
-            }
-        )
-        return SaveResult(encode_cookie(request.session_id, token), True, request.session_id)
+    async def _insert(self, new: NewSession) -> SaveResult:
+        doc: dict[str, Any] = {
+            "_id": new.session_id,
+            "tokens": [hash_token(new.token)],
+            "created_at": new.created_at,
+            "accessed_at": new.now,
+            "rotated_at": new.now,
+            "expires_at": new.expires_at,
+            "data": dict(new.data),
+        }
+        if new.user_id is not None:
+            doc["user_id"] = new.user_id
+            doc["handle"] = session_handle(new.session_id)
+            if new.ip is not None:
+                doc["ip"] = new.ip
+            if new.user_agent is not None:
+                doc["ua"] = new.user_agent
+        await self._insert_document(doc)
+        cookie = encode_cookie(new.session_id, new.token)
+        return SaveResult(session_id=new.session_id, cookie_value=cookie, rotated=True)
 
-    async def _update(self, request: SaveRequest, loaded: SessionRecord) -> SaveResult:
-        fields: dict[str, Any] = {f"data.{k}": v for k, v in request.changed.items()}
-        if request.expires_at is not None:
-            fields["expires_at"] = request.expires_at
-            fields["accessed_at"] = request.accessed_at or request.now
-        removed = [f"data.{k}" for k in request.removed]
-        if request.new_token is None:
-            if not fields and not removed:
-                return SaveResult(None, False, loaded.id)
+    async def _update(self, update: SessionUpdate) -> SaveResult:
+        loaded = update.loaded
+        fields: dict[str, Any] = {f"data.{k}": v for k, v in update.changed.items()}
+        fields["expires_at"] = update.expires_at
+        fields["accessed_at"] = update.now
+        removed = [f"data.{k}" for k in update.removed]
+        unrotated = SaveResult(session_id=loaded.id)
+        rotation = update.rotation
+        if rotation is None:
             await self._update_document(loaded.id, None, fields, removed)
-            return SaveResult(None, False, loaded.id)
+            return unrotated
 
-        kept = max(1, request.tokens_kept)
-        rotation = {
-            "tokens": [hash_token(request.new_token), *loaded.token_hashes][:kept],
-            "rotated_at": request.now,
+        rotated = {
+            "tokens": [hash_token(rotation.token), *loaded.token_hashes][: max(1, rotation.keep)],
+            "rotated_at": update.now,
         }
         # Compare-and-set: only the request that loaded the current rotated_at may rotate.
         if await self._update_document(
-            loaded.id, loaded.rotated_at, {**fields, **rotation}, removed
+            loaded.id, loaded.rotated_at, {**fields, **rotated}, removed
         ):
-            return SaveResult(encode_cookie(loaded.id, request.new_token), True, loaded.id)
+            cookie = encode_cookie(loaded.id, rotation.token)
+            return SaveResult(session_id=loaded.id, cookie_value=cookie, rotated=True)
         # Another request rotated first (and pushed the deadline): our token is still kept, so
         # only data, if any, remains to be written.
-        if request.changed or request.removed:
+        if update.changed or update.removed:
             await self._update_document(loaded.id, None, fields, removed)
-        return SaveResult(None, False, loaded.id)
+        return unrotated
+
+
+def _user(user_id: object) -> str:
+    """``user_id`` checked: a non-empty str (a query for another type would match nothing)."""
+    if not isinstance(user_id, str) or not user_id:
+        raise TypeError(f"user_id must be a non-empty str, not {user_id!r}")
+    return user_id

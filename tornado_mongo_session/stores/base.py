@@ -1,35 +1,44 @@
 """The SessionStore protocol and the records that cross it.
 
 A store persists session records and turns a cookie value into a record. It does not decide
-policy: the mixin decides when to rotate, when to push expiry forward and what changed, and
-passes the result in a :class:`SaveRequest`. Stores never import tornado.
+policy: the save policy (:mod:`tornado_mongo_session.policy`) decides when to rotate, when to
+push the expiry forward and what changed, and hands the store a :class:`NewSession` or a
+:class:`SessionUpdate`. Stores never import tornado.
+
+Both records read alike where a store needs the session's state after the save
+(``session_id``, ``data``, ``created_at``, ``now``, ``rotated_at``, ``expires_at``), so a
+store that rewrites a session whole (the cookie store) treats them the same.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from tornado_mongo_session.tokens import new_session_id, new_token
 
-__all__ = ["SaveRequest", "SaveResult", "SessionRecord", "SessionStore", "utc_now"]
+__all__ = [
+    "NewSession",
+    "Rotation",
+    "SaveResult",
+    "SessionRecord",
+    "SessionStore",
+    "SessionUpdate",
+    "UserSession",
+    "UserSessionStore",
+]
 
 
-def utc_now() -> datetime:
-    """Return the current UTC time, cut to whole milliseconds (what BSON stores)."""
-    now = datetime.now(timezone.utc)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-@dataclass
+@dataclass(kw_only=True, slots=True)
 class SessionRecord:
     """A live session as loaded from a store.
 
     ``token`` is the raw token the client presented (kept in memory for this request only, never
-    stored); ``token_hashes`` the stored SHA-256 hashes, newest first. ``origin`` names the store
-    that produced the record, for stores that compose others.
+    stored); ``token_hashes`` the stored SHA-256 hashes, newest first. ``in_cookie``: the data
+    lives in the cookie itself (:class:`~tornado_mongo_session.stores.cookie.CookieSessionStore`),
+    so its save can only travel in the response, and no server holds anything to delete.
     """
 
     id: str
@@ -38,78 +47,98 @@ class SessionRecord:
     accessed_at: datetime
     rotated_at: datetime
     expires_at: datetime
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
     token_hashes: list[str] = field(default_factory=list)
-    origin: str = ""
+    in_cookie: bool = False
+    user_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
 
 
-@dataclass
-class SaveRequest:
-    """What the mixin asks a store to persist at the end of a request.
+@dataclass(frozen=True, kw_only=True)
+class NewSession:
+    """A session to store for the first time, under a fresh token.
 
-    - ``loaded``: the record this request loaded, or ``None`` for a session new in this request
-      (including one that replaced a loaded session through regenerate/invalidate).
-    - ``session_id``: the id to write under (a new one for new sessions).
-    - ``data``: all the session's data; ``changed``/``removed``: the top-level delta against
-      ``loaded`` (stores that write deltas use these, the others ``data``).
-    - ``new_token``: the raw token to issue (rotation, or a new session); ``None`` keeps the
-      current one. ``tokens_kept``: how many newest token hashes to keep.
-    - ``expires_at``/``accessed_at``: the new deadline and access time, or ``None`` to leave the
-      stored ones.
-    - ``promote``: the session is being regenerated (login): a store that composes a cheap tier
-      with a protected one moves it to the protected one.
+    ``created_at`` is ``now`` for a session born in this request; a session moved from one store
+    to another keeps its own, so its absolute deadline still counts from there. ``promote``: the
+    session is being regenerated (login): a store that composes a cheap tier with a protected
+    one puts it in the protected one. ``session_id`` and ``token`` default to fresh ones.
+    ``user_id``: the user the session is bound to (``Session.bind_user``), with the client's
+    ``ip`` and ``user_agent`` as they were at login (``None`` when not recorded).
     """
 
-    session_id: str
-    loaded: SessionRecord | None
     data: Mapping[str, Any]
-    changed: Mapping[str, Any]
-    removed: list[str]
-    now: datetime
     created_at: datetime
-    new_token: str | None = None
-    tokens_kept: int = 3
-    expires_at: datetime | None = None
-    accessed_at: datetime | None = None
+    now: datetime
+    expires_at: datetime
+    session_id: str = field(default_factory=new_session_id)
+    token: str = field(default_factory=new_token, repr=False)
     promote: bool = False
+    user_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
 
-    @classmethod
-    def new_session(
-        cls,
-        data: Mapping[str, Any],
-        *,
-        now: datetime,
-        expires_at: datetime,
-        session_id: str | None = None,
-        created_at: datetime | None = None,
-        tokens_kept: int = 3,
-        promote: bool = False,
-    ) -> SaveRequest:
-        """The request that inserts a new session holding ``data``, with a fresh token.
-
-        ``session_id`` defaults to a fresh one; ``created_at`` to ``now`` (a session moved from
-        one store to another keeps its own, so its absolute deadline still counts from there).
-        """
-        return cls(
-            session_id=session_id or new_session_id(),
-            loaded=None,
-            data=data,
-            changed=dict(data),
-            removed=[],
-            now=now,
-            created_at=created_at or now,
-            new_token=new_token(),
-            tokens_kept=tokens_kept,
-            expires_at=expires_at,
-            accessed_at=now,
-            promote=promote,
-        )
+    @property
+    def rotated_at(self) -> datetime:
+        """When the session's token was issued: now."""
+        return self.now
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
+class Rotation:
+    """Replace the token: issue ``token`` and keep the ``keep`` newest token hashes."""
+
+    keep: int
+    token: str = field(default_factory=new_token, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionUpdate:
+    """A change to a session this request loaded: always a touch, possibly more.
+
+    ``changed`` maps each new or modified top-level key to its value and ``removed`` lists the
+    deleted keys (stores that write deltas use these). The access time becomes ``now`` and the
+    deadline ``expires_at``. ``rotation``, when given, replaces the token as a compare-and-set
+    on the loaded ``rotated_at``.
+    """
+
+    loaded: SessionRecord
+    now: datetime
+    expires_at: datetime
+    changed: Mapping[str, Any] = field(default_factory=dict)
+    removed: tuple[str, ...] = ()
+    rotation: Rotation | None = None
+
+    @property
+    def session_id(self) -> str:
+        return self.loaded.id
+
+    @property
+    def created_at(self) -> datetime:
+        return self.loaded.created_at
+
+    @property
+    def user_id(self) -> str | None:
+        """The user the session is bound to: an update never changes it (binding regenerates)."""
+        return self.loaded.user_id
+
+    @property
+    def rotated_at(self) -> datetime:
+        """When the token in use after this save was issued (now, if this save rotates)."""
+        return self.loaded.rotated_at if self.rotation is None else self.now
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """All the session's data after the change (for stores that write it whole)."""
+        data = {k: v for k, v in self.loaded.data.items() if k not in self.removed}
+        data.update(self.changed)
+        return data
+
+
+@dataclass(frozen=True, kw_only=True)
 class SaveResult:
-    """What a save did: the new cookie value to send, whether the token was rotated, and the
-    session id now in use.
+    """What a save did: the session id now in use, the cookie value to send, and whether the
+    token was replaced (always, for a :class:`NewSession`).
 
     ``cookie_value`` is ``None`` when the client's cookie still opens the session unchanged. A
     server-side store must not answer a save that did not change the token with the client's own
@@ -117,9 +146,9 @@ class SaveResult:
     carried a rotated token and take the browser back to a token that is about to be evicted.
     """
 
-    cookie_value: str | None
+    session_id: str
+    cookie_value: str | None = None
     rotated: bool = False
-    session_id: str | None = None
 
 
 @runtime_checkable
@@ -138,16 +167,64 @@ class SessionStore(Protocol):
         """
         ...
 
-    async def save(self, request: SaveRequest) -> SaveResult:
-        """Persist the request's changes in as few commands as the store allows.
+    async def save(self, request: NewSession | SessionUpdate) -> SaveResult:
+        """Persist a new session or an update, in as few commands as the store allows.
 
-        A new session is inserted with ``request.data``; a loaded one gets only its delta. A
-        rotation is a compare-and-set on the loaded ``rotated_at``: if another request rotated
-        first, the data is still written and ``SaveResult.rotated`` is False. Writes nothing
-        partial on error.
+        A new session is inserted whole; an update writes only its delta. A rotation is a
+        compare-and-set on the loaded ``rotated_at``: if another request rotated first, the data
+        is still written and ``SaveResult.rotated`` is False. Writes nothing partial on error.
         """
         ...
 
     async def delete(self, record: SessionRecord) -> None:
         """Delete a stored session (logout, or the old id after regenerate)."""
+        ...
+
+
+@dataclass(frozen=True)
+class UserSession:
+    """One live session of a user, as a "your devices" page shows it.
+
+    ``handle`` names the session to :meth:`UserSessionStore.revoke_session` and nothing else: it
+    is a hash of the session id, so it opens nothing (a cookie needs the id and a token), and it
+    cannot be guessed (the id has 128 random bits). ``created_at``: the login; ``accessed_at``:
+    the last use, to within ``touch_interval``; ``ip`` and ``user_agent``: the client's at login
+    (``None`` when not recorded); ``current``: the session of the request that asked.
+    """
+
+    handle: str
+    created_at: datetime
+    accessed_at: datetime
+    ip: str | None
+    user_agent: str | None
+    current: bool = False
+
+
+@runtime_checkable
+class UserSessionStore(SessionStore, Protocol):
+    """A store that can list and revoke the sessions bound to a user (an optional capability).
+
+    MongoSessionStore, MemorySessionStore and TieredSessionStore (through its server tier) have
+    it. A revoked session is deleted: its next request, on any process, opens nothing (a new,
+    empty session; the stale cookie is cleared).
+    """
+
+    async def list_user_sessions(
+        self, user_id: str, *, current: str | None = None
+    ) -> list[UserSession]:
+        """The live sessions bound to ``user_id``, newest login first; the one whose handle is
+        ``current`` is marked ``current``. One query."""
+        ...
+
+    async def revoke_session(self, handle: str, *, user_id: str | None = None) -> bool:
+        """Delete the session ``handle`` names; True if there was one. One delete.
+
+        Pass the signed-in user's ``user_id`` whenever the handle comes from a request: then a
+        handle of another user's session revokes nothing. Only an operator's tool omits it.
+        """
+        ...
+
+    async def revoke_user(self, user_id: str, *, keep: str | None = None) -> int:
+        """Delete every session bound to ``user_id`` except the one whose handle is ``keep``
+        ("log out everywhere else"; ``None``: everywhere); return how many. One delete."""
         ...

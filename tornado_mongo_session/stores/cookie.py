@@ -6,116 +6,59 @@ signed into it, whatever happens on the server. Use it for data that needs no pr
 integrity (anonymous carts, preferences), or through
 :class:`~tornado_mongo_session.stores.tiered.TieredSessionStore`.
 
-The cookie value::
-
-    c1.<key version>.<body>.<signature>
-
-- ``c1``: this format, version 1. It can never parse as a server store's ``<id>.<token>``.
-- ``<key version>``: decimal; which ``cookie_secret`` signed it (``0`` for a single secret, as in
-  Tornado's signed values).
-- ``<body>``: URL-safe base64 (no padding) of a flags byte and then the BSON payload
-  ``{i: id, d: data, c: created_at, a: accessed_at, r: rotated_at, e: expires_at}`` (one-letter
-  names: every byte counts against the 4 KB limit), zlib-compressed when that is shorter
-  (flag 1), or, with an ``encryption_key``, a 96-bit random nonce and the AES-256-GCM
-  ciphertext of that payload with ``c1.<key version>.`` as associated data (flag 2; never
-  compressed, so the length cannot leak what the data holds).
-- ``<signature>``: URL-safe base64 of HMAC-SHA256 over ``c1.<key version>.<body>``, keyed with
-  a key derived from the secret for this purpose only, so a signature made here is never valid
-  for Tornado's own signed cookies made with the same ``cookie_secret``, nor the reverse.
-
-Only ``[A-Za-z0-9_.-]`` appear: Tornado's ``set_cookie`` sends it unquoted.
+The cookie value is ``c1.<key version>.<body>.<signature>`` (``stores/_cookie_format.py``
+describes it); its BSON payload is ``{i: id, d: data, c: created_at, a: accessed_at,
+r: rotated_at, e: expires_at}``, and ``u: user id`` when one is bound (one-letter names:
+every byte counts against the 4 KB limit).
+The keys are in ``stores/_cookie_keys.py``.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
-import hashlib
-import hmac
 import logging
-import os
 import zlib
+from collections import OrderedDict
 from collections.abc import Mapping
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TypeAlias
+from datetime import datetime
+from typing import Any
 
-import bson
-from bson.codec_options import CodecOptions
-from bson.errors import BSONError, InvalidDocument
+from bson.errors import BSONError
 
-from tornado_mongo_session.errors import (
-    SessionConfigError,
-    SessionDataError,
-    SessionStoreError,
-    SessionTooLarge,
+from tornado_mongo_session._bson import decode, encode_for_store
+from tornado_mongo_session.clock import as_utc
+from tornado_mongo_session.errors import SessionConfigError, SessionTooLarge
+from tornado_mongo_session.stores._cookie_format import PREFIX, seal, unseal
+from tornado_mongo_session.stores._cookie_keys import Ciphers, CookieSecret, SigningKeys
+from tornado_mongo_session.stores.base import (
+    NewSession,
+    SaveResult,
+    SessionRecord,
+    SessionUpdate,
+    UserSession,
 )
-from tornado_mongo_session.stores.base import SaveRequest, SaveResult, SessionRecord
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = ["CookieSecret", "CookieSessionStore"]
 
 log = logging.getLogger("tornado_mongo_session.cookie")
 
-CookieSecret: TypeAlias = "str | bytes | Mapping[int, str | bytes]"
-"""What Tornado's ``cookie_secret`` application setting may be: one secret, or a dict of them
-by key version."""
-
-_FORMAT = "c1"
-_PREFIX = _FORMAT + "."
-_FLAG_ZLIB = 0x01
-_FLAG_AESGCM = 0x02
-_KNOWN_FLAGS = _FLAG_ZLIB | _FLAG_AESGCM
-_NONCE_BYTES = 12
-_KEY_BYTES = 32
-_SIGNATURE_CHARS = 43  # 32 bytes, URL-safe base64 without padding
-_MAX_VERSION_CHARS = 9
-# Bound on what a (verified) body may inflate to: MongoDB's document limit.
-_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
-_PURPOSE = b"tornado_mongo_session/CookieSessionStore/c1/hmac-sha256"
-_CODEC: CodecOptions[dict[str, Any]] = CodecOptions(
-    document_class=dict, tz_aware=True, tzinfo=timezone.utc
+_CANNOT_REVOKE = (
+    "CookieSessionStore cannot list or revoke sessions: each lives only in its signed cookie, "
+    "valid until its own expiry. Use MongoSessionStore, or TieredSessionStore, which keeps the "
+    "sessions bound to a user on the server"
 )
-
-
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    if not text.isascii():
-        raise ValueError("not base64")
-    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-
-
-def _secret_bytes(name: str, secret: object) -> bytes:
-    if isinstance(secret, str):
-        secret = secret.encode("utf-8")
-    if not isinstance(secret, bytes) or not secret:
-        raise SessionConfigError(f"{name} must be a non-empty str or bytes")
-    return secret
-
-
-def _derive(secret: bytes) -> bytes:
-    """The signing key for this store: HMAC(secret, purpose), so keys never serve two uses."""
-    return hmac.new(secret, _PURPOSE, hashlib.sha256).digest()
-
-
-def _aesgcm() -> type[AESGCM]:
-    try:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    except ImportError as exc:
-        raise SessionConfigError(
-            "CookieSessionStore(encryption_key=...) needs the 'cryptography' package: install "
-            "the 'crypto' extra (pip install 'tornado-mongo-session[crypto]')"
-        ) from exc
-    return AESGCM
+_OPENED_KEPT = 1024  # the cookie values whose verified sessions are kept, most recent first
 
 
 def _as_datetime(value: object) -> datetime:
     if not isinstance(value, datetime):
         raise TypeError("not a datetime")
+    return as_utc(value)
+
+
+def _as_user_id(value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError("not a str")
     return value
 
 
@@ -140,10 +83,12 @@ class CookieSessionStore:
     secret, and one whose signed ``expires_at`` has passed all load as ``None``: never an error.
     ``delete`` is a no-op: a cookie cannot be revoked; the mixin expires it in the browser.
 
-    Round trips: none.
+    Round trips: none. The sessions of the last 1024 cookie values opened are kept, so a value
+    sent again is not verified and decoded again (its expiry is checked every time).
     """
 
-    origin = "cookie"
+    waits_for_io = False
+    """Its methods never wait for I/O: the mixin saves within ``finish()``, without a task."""
 
     def __init__(
         self,
@@ -155,49 +100,21 @@ class CookieSessionStore:
         max_cookie_bytes: int = 4096,
         cookie_name: str = "session",
     ) -> None:
-        self._keys: dict[int, bytes] = {}
-        self._single_key: bytes | None = None
-        if isinstance(secret, Mapping):
-            if not secret:
-                raise SessionConfigError("cookie_secret must not be an empty dict")
-            for version, value in secret.items():
-                if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-                    raise SessionConfigError(
-                        f"cookie_secret dict keys must be key versions (int >= 0), got {version!r}"
-                    )
-                if len(str(version)) > _MAX_VERSION_CHARS:
-                    raise SessionConfigError(f"cookie_secret key version {version} is too large")
-                self._keys[version] = _derive(_secret_bytes(f"cookie_secret[{version!r}]", value))
-            if key_version is None or key_version not in self._keys:
-                raise SessionConfigError(
-                    f"key_version must name one of the cookie_secret versions "
-                    f"{sorted(self._keys)} when cookie_secret is a dict, got {key_version!r}"
-                )
-            self.key_version = key_version
-        else:
-            self._single_key = _derive(_secret_bytes("cookie_secret", secret))
-            self.key_version = key_version or 0
+        self._keys = SigningKeys(secret, key_version)
         if max_cookie_bytes < 256:
             raise SessionConfigError(f"max_cookie_bytes must be >= 256, got {max_cookie_bytes!r}")
         self.max_cookie_bytes = max_cookie_bytes
         self.cookie_name = cookie_name
         self.compress = compress
-        self._ciphers: list[AESGCM] = []
-        self._invalid_tag: type[Exception] = Exception
-        if encryption_key is not None:
-            keys = [encryption_key] if isinstance(encryption_key, bytes) else list(encryption_key)
-            if not keys:
-                raise SessionConfigError("encryption_key must not be an empty list")
-            for key in keys:
-                if not isinstance(key, bytes) or len(key) != _KEY_BYTES:
-                    raise SessionConfigError(
-                        f"encryption_key must be {_KEY_BYTES} bytes (AES-256), e.g. os.urandom(32)"
-                    )
-            cipher_class = _aesgcm()
-            from cryptography.exceptions import InvalidTag
+        self._ciphers = None if encryption_key is None else Ciphers(encryption_key)
+        # Cookie values opened lately, by value: a signed value always opens to the same
+        # session, and a browser sends the same one again and again until it changes.
+        self._opened: OrderedDict[str, SessionRecord] = OrderedDict()
 
-            self._invalid_tag = InvalidTag
-            self._ciphers = [cipher_class(key) for key in keys]
+    @property
+    def key_version(self) -> int:
+        """The key version new cookies are signed with."""
+        return self._keys.version
 
     @classmethod
     def from_application_settings(
@@ -225,103 +142,83 @@ class CookieSessionStore:
     @property
     def encrypted(self) -> bool:
         """True when payloads are encrypted (an ``encryption_key`` was given)."""
-        return bool(self._ciphers)
+        return self._ciphers is not None
 
     def owns(self, cookie_value: str) -> bool:
         """Tell whether ``cookie_value`` has this store's form (not whether it is valid)."""
-        return cookie_value.startswith(_PREFIX)
+        return cookie_value.startswith(PREFIX)
 
     # -- the SessionStore protocol -----------------------------------------------------------
 
     async def load(self, cookie_value: str, *, now: datetime) -> SessionRecord | None:
-        payload = self._open(cookie_value)
-        if payload is None:
+        opened = self._opened.get(cookie_value)
+        if opened is None:
+            opened = self._record(cookie_value)
+            if opened is None:
+                return None
+            self._opened[cookie_value] = opened
+            if len(self._opened) > _OPENED_KEPT:
+                self._opened.popitem(last=False)
+        else:
+            self._opened.move_to_end(cookie_value)
+        if opened.expires_at <= as_utc(now):
             return None
-        try:
-            record = SessionRecord(
-                id=str(payload["i"]),
-                data=dict(payload["d"]),
-                created_at=_as_datetime(payload["c"]),
-                accessed_at=_as_datetime(payload["a"]),
-                rotated_at=_as_datetime(payload["r"]),
-                expires_at=_as_datetime(payload["e"]),
-                origin=self.origin,
-            )
-        except (KeyError, TypeError, ValueError):
-            log.warning("a validly signed session cookie has a malformed payload; ignored")
-            return None
-        if now.tzinfo is None:
-            now = now.replace(tzinfo=timezone.utc)
-        if record.expires_at <= now:
-            return None
-        return record
+        return SessionRecord(
+            id=opened.id,
+            data=dict(opened.data),  # its values are shared: nothing changes them in place
+            created_at=opened.created_at,
+            accessed_at=opened.accessed_at,
+            rotated_at=opened.rotated_at,
+            expires_at=opened.expires_at,
+            in_cookie=True,
+            user_id=opened.user_id,
+        )
 
-    async def save(self, request: SaveRequest) -> SaveResult:
+    async def save(self, request: NewSession | SessionUpdate) -> SaveResult:
         """Encode the whole session into a new cookie value; raises SessionTooLarge over the limit.
 
         A requested rotation only re-signs the cookie with a new ``rotated_at``: earlier cookies
         stay valid until their own ``expires_at``.
         """
-        loaded = request.loaded
-        if loaded is None:
-            if request.expires_at is None:
-                raise SessionStoreError("a new session needs SaveRequest.expires_at")
-            payload = {
-                "i": request.session_id,
-                "d": dict(request.data),
-                "c": request.created_at,
-                "a": request.accessed_at or request.now,
-                "r": request.now,
-                "e": request.expires_at,
-            }
-            return SaveResult(self._seal(payload), True, request.session_id)
-        rotate = request.new_token is not None
-        if not (request.changed or request.removed or rotate or request.expires_at is not None):
-            return SaveResult(None, False, loaded.id)
-        touched = request.expires_at is not None
         payload = {
-            "i": loaded.id,
+            "i": request.session_id,
             "d": dict(request.data),
-            "c": loaded.created_at,
-            "a": (request.accessed_at or request.now) if touched else loaded.accessed_at,
-            "r": request.now if rotate else loaded.rotated_at,
-            "e": request.expires_at or loaded.expires_at,
+            "c": request.created_at,
+            "a": request.now,
+            "r": request.rotated_at,
+            "e": request.expires_at,
         }
-        return SaveResult(self._seal(payload), rotate, loaded.id)
+        if request.user_id is not None:
+            payload["u"] = request.user_id
+        rotated = isinstance(request, NewSession) or request.rotation is not None
+        return SaveResult(
+            session_id=request.session_id, cookie_value=self._seal(payload), rotated=rotated
+        )
 
     async def delete(self, record: SessionRecord) -> None:
         """Nothing to delete: the mixin expires the cookie in the browser."""
 
-    # -- encoding ----------------------------------------------------------------------------
+    # -- the sessions of a user: impossible here ---------------------------------------------
 
-    def _signing_key(self, version: int) -> bytes | None:
-        if self._single_key is not None:
-            return self._single_key
-        return self._keys.get(version)
+    async def list_user_sessions(
+        self, user_id: str, *, current: str | None = None
+    ) -> list[UserSession]:
+        """Raises :class:`SessionConfigError`: no server knows which cookies a user holds."""
+        raise SessionConfigError(_CANNOT_REVOKE)
 
-    def _sign(self, key: bytes, message: str) -> str:
-        return _b64encode(hmac.new(key, message.encode("ascii"), hashlib.sha256).digest())
+    async def revoke_session(self, handle: str, *, user_id: str | None = None) -> bool:
+        """Raises :class:`SessionConfigError`: a signed cookie cannot be revoked."""
+        raise SessionConfigError(_CANNOT_REVOKE)
+
+    async def revoke_user(self, user_id: str, *, keep: str | None = None) -> int:
+        """Raises :class:`SessionConfigError`: a signed cookie cannot be revoked."""
+        raise SessionConfigError(_CANNOT_REVOKE)
+
+    # -- the format ---------------------------------------------------------------------------
 
     def _seal(self, payload: dict[str, Any]) -> str:
-        try:
-            plain = bson.encode(payload, codec_options=_CODEC)
-        except (InvalidDocument, TypeError, ValueError, OverflowError) as exc:
-            raise SessionDataError(f"session data cannot be encoded into a cookie: {exc}") from exc
-        header = f"{_PREFIX}{self.key_version}."
-        if self._ciphers:
-            nonce = os.urandom(_NONCE_BYTES)
-            sealed = self._ciphers[0].encrypt(nonce, plain, header.encode("ascii"))
-            body = bytes([_FLAG_AESGCM]) + nonce + sealed
-        else:
-            body = bytes([0]) + plain
-            if self.compress:
-                packed = zlib.compress(plain, 9)
-                if len(packed) < len(plain):
-                    body = bytes([_FLAG_ZLIB]) + packed
-        message = header + _b64encode(body)
-        key = self._signing_key(self.key_version)
-        assert key is not None  # the constructor checked key_version
-        value = f"{message}.{self._sign(key, message)}"
+        plain = encode_for_store(payload, data_key="d", what="cookie encoding")
+        value = seal(plain, self._keys, self._ciphers, compress=self.compress)
         size = len(self.cookie_name) + 1 + len(value)
         if size > self.max_cookie_bytes:
             raise SessionTooLarge(
@@ -334,55 +231,27 @@ class CookieSessionStore:
             )
         return value
 
-    def _open(self, value: str) -> dict[str, Any] | None:
-        """The verified payload of a cookie value, or None for anything else. Never raises."""
-        if not value.startswith(_PREFIX) or not value.isascii():
-            return None
-        parts = value.split(".")
-        if len(parts) != 4 or len(parts[3]) != _SIGNATURE_CHARS:
-            return None
-        _, version_text, body_text, signature = parts
-        if not version_text.isdigit() or len(version_text) > _MAX_VERSION_CHARS:
-            return None
-        version = int(version_text)
-        key = self._signing_key(version)
-        if key is None:
-            return None
-        message, _, _ = value.rpartition(".")
-        expected = self._sign(key, message)
-        if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii")):
-            return None
+    def _record(self, value: str) -> SessionRecord | None:
+        """The session a cookie value holds, verified; None for anything else. Never raises."""
         try:
-            body = _b64decode(body_text)
-            plain = self._unpack(body, f"{_PREFIX}{version_text}.".encode("ascii"))
+            plain = unseal(value, self._keys, self._ciphers)
             if plain is None:
                 return None
-            return bson.decode(plain, codec_options=_CODEC)
+            payload = decode(plain)
         except (ValueError, binascii.Error, zlib.error, BSONError, IndexError):
             log.warning("a validly signed session cookie could not be decoded; ignored")
             return None
-
-    def _unpack(self, body: bytes, header: bytes) -> bytes | None:
-        flags, content = body[0], body[1:]
-        if flags & ~_KNOWN_FLAGS:
+        try:
+            return SessionRecord(
+                id=str(payload["i"]),
+                data=dict(payload["d"]),
+                created_at=_as_datetime(payload["c"]),
+                accessed_at=_as_datetime(payload["a"]),
+                rotated_at=_as_datetime(payload["r"]),
+                expires_at=_as_datetime(payload["e"]),
+                in_cookie=True,
+                user_id=_as_user_id(payload.get("u")),
+            )
+        except (KeyError, TypeError, ValueError):
+            log.warning("a validly signed session cookie has a malformed payload; ignored")
             return None
-        if flags & _FLAG_AESGCM:
-            if flags & _FLAG_ZLIB or not self._ciphers:
-                return None
-            nonce, sealed = content[:_NONCE_BYTES], content[_NONCE_BYTES:]
-            for cipher in self._ciphers:
-                try:
-                    return cipher.decrypt(nonce, sealed, header)
-                except self._invalid_tag:
-                    continue
-            return None
-        if self._ciphers:
-            # A store that encrypts accepts nothing in the clear: the data must stay unread.
-            return None
-        if flags & _FLAG_ZLIB:
-            inflater = zlib.decompressobj()
-            plain = inflater.decompress(content, _MAX_PAYLOAD_BYTES)
-            if inflater.unconsumed_tail or not inflater.eof:
-                return None
-            return plain
-        return content

@@ -1,16 +1,18 @@
 """MemorySessionStore: sessions in this process's memory, for tests and local development.
 
 It behaves like :class:`~tornado_mongo_session.stores.mongo.MongoSessionStore` where a handler
-could tell the difference: records are kept as BSON bytes, so values come back exactly as they
-would from MongoDB (tuples as lists, datetimes cut to milliseconds and aware UTC); saves apply the
-same delta (``$set``/``$unset`` of top-level keys) and the same compare-and-set rotation on the
-loaded ``rotated_at``, evicting the oldest token; reads skip expired records. Each operation runs
-without awaiting anything, so it is atomic on the event loop, as one MongoDB command is atomic on
-its document.
+could tell the difference: what is written goes through BSON once, so values come back exactly
+as they would from MongoDB (tuples as lists, datetimes cut to milliseconds and aware UTC); saves
+apply the same delta (``$set``/``$unset`` of top-level keys) and the same compare-and-set
+rotation on the loaded ``rotated_at``, evicting the oldest token; reads skip expired records; a
+document over MongoDB's 16 MiB is refused. Each operation runs without awaiting anything, so it
+is atomic on the event loop, as one MongoDB command is atomic on its document.
 
-Sessions live as long as the process and are not shared between processes: not for production
-with more than one process. The store is bounded: past ``max_sessions`` the least recently used
-session is evicted.
+A load costs no decoding: a record shares the stored values, which nothing changes in place
+(a save replaces them; :class:`~tornado_mongo_session.session.Session` copies a value before
+handing it out). Sessions live as long as the process and are not shared between processes: not
+for production with more than one process. The store is bounded: past ``max_sessions`` the least
+recently used session is evicted.
 """
 
 from __future__ import annotations
@@ -18,38 +20,49 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import bson
-from bson.codec_options import CodecOptions
-from bson.errors import InvalidDocument
-
+from tornado_mongo_session._bson import copy_value, decode, encode_for_store
+from tornado_mongo_session.clock import as_utc, utc_now
 from tornado_mongo_session.errors import SessionDataError, SessionStoreError
-from tornado_mongo_session.stores._document import DocumentStore
-from tornado_mongo_session.stores.base import SessionRecord, utc_now
+from tornado_mongo_session.stores._document import DocumentStore, StoredSession
+from tornado_mongo_session.stores.base import SessionRecord
 
 __all__ = ["MemorySessionStore"]
 
 log = logging.getLogger("tornado_mongo_session.memory")
 
-# What a tz_aware PyMongo client returns (MongoSessionStore.from_settings builds one so).
-_CODEC: CodecOptions[dict[str, Any]] = CodecOptions(
-    document_class=dict, tz_aware=True, tzinfo=timezone.utc
-)
 _MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's document limit
+# Below this, the fields beside the data (100 tokens at most, 4 times) cannot take a document
+# over the limit, so the data's size need not be exact.
+_NEAR_LIMIT = _MAX_DOCUMENT_BYTES - 64 * 1024
+_TIMES = ("created_at", "accessed_at", "rotated_at", "expires_at")
+
+
+@dataclass(slots=True)
+class _Held(StoredSession):
+    """One session's document, as values MongoDB would return: tokens as a tuple, times as BSON
+    stores them, ``data`` as BSON decodes it (a save replaces it; a load shares its values).
+    ``size`` bounds the data's BSON size from above, exactly once near MongoDB's limit, so a
+    save need not encode what it does not change."""
+
+    size: int = 0
 
 
 class MemorySessionStore(DocumentStore):
-    """Sessions in a bounded in-process map: ``session id -> BSON document``.
+    """Sessions in a bounded in-process map: ``session id -> document``.
 
     ``max_sessions`` bounds the map; inserting past it evicts the least recently used session
     (loads and saves count as use). ``clock`` is the default ``now`` of :meth:`purge_expired`.
 
-    Round trips: none; every operation is a few dictionary operations and a BSON encode/decode.
+    Round trips: none; every operation is a few dictionary operations, and a save a BSON encode
+    and decode of what it writes. Listing and revoking a user's sessions scan the map.
     """
 
-    origin = "memory"
+    waits_for_io = False
+    """Its methods never wait for I/O: the mixin saves within ``finish()``, without a task."""
 
     def __init__(
         self, *, max_sessions: int = 10000, clock: Callable[[], datetime] | None = None
@@ -59,7 +72,7 @@ class MemorySessionStore(DocumentStore):
         super().__init__()
         self.max_sessions = max_sessions
         self._clock = clock or utc_now
-        self._records: OrderedDict[str, bytes] = OrderedDict()
+        self._records: OrderedDict[str, _Held] = OrderedDict()
 
     @property
     def session_count(self) -> int:
@@ -74,8 +87,8 @@ class MemorySessionStore(DocumentStore):
 
         Does not count as use for eviction and ignores expiry.
         """
-        raw = self._records.get(session_id)
-        return None if raw is None else bson.decode(raw, codec_options=_CODEC)
+        held = self._records.get(session_id)
+        return None if held is None else copy_value(_document(session_id, held))
 
     # -- the SessionStore protocol (load and save: DocumentStore) -----------------------------
 
@@ -87,31 +100,65 @@ class MemorySessionStore(DocumentStore):
     async def purge_expired(self, *, now: datetime | None = None) -> int:
         """Delete every session whose deadline has passed; return how many were deleted."""
         deadline = now or self._clock()
-        expired = [
-            session_id
-            for session_id, raw in self._records.items()
-            if bson.decode(raw, codec_options=_CODEC)["expires_at"] <= deadline
-        ]
+        expired = [key for key, held in self._records.items() if held.expires_at <= deadline]
         for session_id in expired:
             del self._records[session_id]
         return len(expired)
 
     # -- DocumentStore's primitives, on a dict -------------------------------------------------
 
-    async def _find(self, session_id: str) -> dict[str, Any] | None:
-        raw = self._records.get(session_id)
-        if raw is None:
-            return None
-        self._records.move_to_end(session_id)
-        return bson.decode(raw, codec_options=_CODEC)
+    def _now(self) -> datetime:
+        return self._clock()
+
+    async def _bound_sessions(self, user_id: str, now: datetime) -> list[StoredSession]:
+        return [
+            held
+            for held in self._records.values()
+            if held.user_id == user_id and held.expires_at > now
+        ]
+
+    async def _delete_bound(
+        self, *, user_id: str | None, handle: str | None, keep: str | None
+    ) -> int:
+        doomed = [
+            session_id
+            for session_id, held in self._records.items()
+            if held.handle is not None
+            and (user_id is None or held.user_id == user_id)
+            and (held.handle == handle if handle is not None else held.handle != keep)
+        ]
+        for session_id in doomed:
+            del self._records[session_id]
+        return len(doomed)
+
+    async def _find(self, session_id: str) -> StoredSession | None:
+        held = self._records.get(session_id)
+        if held is not None:
+            self._records.move_to_end(session_id)
+        return held
 
     async def _insert_document(self, doc: dict[str, Any]) -> None:
         session_id = doc["_id"]
         if session_id in self._records:
             raise SessionStoreError("session id collision during insert")
-        self._records[session_id] = self._encode(doc, "insert")
+        raw = encode_for_store(doc["data"], what="insert")
+        held = _Held(
+            tokens=tuple(doc["tokens"]),
+            created_at=_stored_time(doc["created_at"]),
+            accessed_at=_stored_time(doc["accessed_at"]),
+            rotated_at=_stored_time(doc["rotated_at"]),
+            expires_at=_stored_time(doc["expires_at"]),
+            data=decode(raw),
+            size=len(raw),
+        )
+        if "user_id" in doc:
+            held.user_id, held.handle = doc["user_id"], doc["handle"]
+            held.ip, held.user_agent = doc.get("ip"), doc.get("ua")
+        if held.size >= _NEAR_LIMIT:
+            _check_size(_document(session_id, held, data={}), held.size, "insert")
+        self._records[session_id] = held
         while len(self._records) > self.max_sessions:
-            evicted, _raw = self._records.popitem(last=False)
+            evicted, _held = self._records.popitem(last=False)
             log.debug(
                 "session …%s evicted: max_sessions=%d reached", evicted[-4:], self.max_sessions
             )
@@ -123,47 +170,79 @@ class MemorySessionStore(DocumentStore):
         fields: dict[str, Any],
         removed: list[str],
     ) -> bool:
-        raw = self._records.get(session_id)
-        if raw is None:
+        held = self._records.get(session_id)
+        if held is None:
             return False
-        doc = bson.decode(raw, codec_options=_CODEC)
-        if rotated_at is not None and doc.get("rotated_at") != rotated_at:
+        if rotated_at is not None and held.rotated_at != rotated_at:
             return False
-        for path, value in fields.items():
-            target, key = _parent(doc, path, create=True)
-            if target is not None:
-                target[key] = value
-        for path in removed:
-            target, key = _parent(doc, path, create=False)
-            if target is not None:
-                target.pop(key, None)
-        self._records[session_id] = self._encode(doc, "update")
+        # Paths are "data.<key>" (a key holds no dot) or a field beside the data.
+        changed = {path[5:]: value for path, value in fields.items() if path.startswith("data.")}
+        updates: dict[str, Any] = {k: v for k, v in fields.items() if not k.startswith("data.")}
+        for name in _TIMES:
+            if name in updates:
+                updates[name] = _stored_time(updates[name])
+        if "tokens" in updates:
+            updates["tokens"] = tuple(updates["tokens"])
+        if changed or removed:
+            data, size = _apply(held, changed, [path[5:] for path in removed])
+            if size >= _NEAR_LIMIT:
+                _check_size({**_document(session_id, held, data={}), **updates}, size, "update")
+            updates["data"], updates["size"] = data, size
+        # Nothing is written until everything above succeeded.
+        for name, value in updates.items():
+            setattr(held, name, value)
         self._records.move_to_end(session_id)
         return True
 
-    @staticmethod
-    def _encode(doc: dict[str, Any], what: str) -> bytes:
-        try:
-            raw = bson.encode(doc, codec_options=_CODEC)
-        except (InvalidDocument, TypeError, ValueError, OverflowError) as exc:
-            raise SessionDataError(f"session data refused during {what}: {exc}") from exc
-        if len(raw) > _MAX_DOCUMENT_BYTES:
-            raise SessionDataError(
-                f"session data refused during {what}: the document is {len(raw)} bytes, over "
-                f"MongoDB's limit of {_MAX_DOCUMENT_BYTES}"
-            )
-        return raw
+
+def _document(session_id: str, held: _Held, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The document as MongoDB would return it (with ``data`` in place of the data, if given)."""
+    doc = {
+        "_id": session_id,
+        "tokens": list(held.tokens),
+        "created_at": held.created_at,
+        "accessed_at": held.accessed_at,
+        "rotated_at": held.rotated_at,
+        "expires_at": held.expires_at,
+        "data": held.data if data is None else data,
+    }
+    if held.user_id is not None:
+        doc.update(user_id=held.user_id, handle=held.handle)
+        for name, value in (("ip", held.ip), ("ua", held.user_agent)):
+            if value is not None:
+                doc[name] = value
+    return doc
 
 
-def _parent(doc: dict[str, Any], path: str, *, create: bool) -> tuple[dict[str, Any] | None, str]:
-    """Return the mapping that holds the last part of a dotted ``path``, and that part."""
-    *parents, key = path.split(".")
-    target: Any = doc
-    for part in parents:
-        child = target.get(part)
-        if not isinstance(child, dict):
-            if not create:
-                return None, key
-            child = target[part] = {}
-        target = child
-    return target, key
+def _apply(held: _Held, changed: dict[str, Any], removed: list[str]) -> tuple[dict[str, Any], int]:
+    """The data and its size bound after ``$set`` of ``changed`` and ``$unset`` of
+    ``removed``; what is set goes through BSON, as MongoDB would store it."""
+    data, size = dict(held.data), held.size
+    for key in removed:
+        data.pop(key, None)
+    for key, value in changed.items():
+        raw = encode_for_store({key: value}, what="update")
+        data[key] = decode(raw)[key]
+        size += len(raw) - 5
+    if size >= _NEAR_LIMIT:
+        size = len(encode_for_store(data, what="update"))  # exact, where it matters
+    return data, size
+
+
+def _stored_time(value: datetime) -> datetime:
+    """``value`` as BSON stores it: aware UTC, cut to whole milliseconds."""
+    if value.tzinfo is not timezone.utc or value.microsecond % 1000:
+        value = as_utc(value)
+        value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return value
+
+
+def _check_size(beside: dict[str, Any], size: int, what: str) -> None:
+    """Refuse a document over MongoDB's limit, as MongoDB would: ``beside`` is the document with
+    empty data, ``size`` the data's exact size."""
+    total = len(encode_for_store(beside, what=what)) - 5 + size
+    if total > _MAX_DOCUMENT_BYTES:
+        raise SessionDataError(
+            f"session data refused during {what}: the document is {total} bytes, over "
+            f"MongoDB's limit of {_MAX_DOCUMENT_BYTES}"
+        )

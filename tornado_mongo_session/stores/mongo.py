@@ -1,8 +1,10 @@
 """MongoSessionStore: sessions as MongoDB documents, found by id, verified by token hash.
 
 Works with a PyMongo ``AsyncCollection`` (the default driver) and with a Motor collection alike:
-it only awaits the collection methods both share (find_one, insert_one, update_one, delete_one,
-delete_many, create_index). It uses only what MongoDB >= 5.0 and FerretDB 1.24 both do.
+it only awaits the collection methods both share (find_one, find(...).to_list, insert_one,
+update_one, delete_one, delete_many, create_indexes; for maintenance also count_documents, find
+and aggregate). Requests use only what MongoDB >= 5.0 and FerretDB 1.24 both do;
+:meth:`MongoSessionStore.stats` needs MongoDB >= 4.4 or FerretDB 2.
 
 Whatever the application's client says, the store reads from the primary and writes with its own
 write concern (``majority`` by default): see :class:`MongoSessionStore` and docs/deployment.md.
@@ -11,13 +13,15 @@ write concern (``majority`` by default): see :class:`MongoSessionStore` and docs
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bson.errors import InvalidDocument
-from pymongo import ReadPreference
+from pymongo import ASCENDING, IndexModel, ReadPreference
 from pymongo.errors import (
     ConnectionFailure,
     DocumentTooLarge,
@@ -31,14 +35,16 @@ from pymongo.errors import (
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
+from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.errors import (
     SessionConfigError,
     SessionDataError,
     SessionStoreError,
     SessionStoreUnavailable,
 )
-from tornado_mongo_session.stores._document import DocumentStore
-from tornado_mongo_session.stores.base import SessionRecord, utc_now
+from tornado_mongo_session.stores._document import DocumentStore, StoredSession
+from tornado_mongo_session.stores._stats import SessionStats, read_stats, stats_pipeline
+from tornado_mongo_session.stores.base import SessionRecord
 
 if TYPE_CHECKING:
     from tornado_mongo_session.settings import SessionSettings
@@ -52,6 +58,32 @@ _UNAVAILABLE = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
 # The same as SessionSettings' write_concern and write_concern_timeout_ms defaults.
 _DEFAULT_W = "majority"
 _DEFAULT_WTIMEOUT_MS = 5000
+
+
+@dataclass(frozen=True)
+class _Indexes:
+    """Indexes made together, in one command: what they are called in the log, what goes
+    without them."""
+
+    name: str
+    models: tuple[IndexModel, ...]
+    without: str
+
+
+_TTL_INDEX = _Indexes(
+    "TTL index on expires_at",
+    (IndexModel("expires_at", expireAfterSeconds=0, name="expires_at_ttl"),),
+    "expired sessions are never loaded, but call purge_expired() to delete them",
+)
+_USER_INDEXES = _Indexes(
+    "user indexes on user_id and handle",
+    # Sparse: only the sessions bound to a user are in them; anonymous ones cost nothing.
+    (
+        IndexModel([("user_id", ASCENDING)], sparse=True, name="user_id"),
+        IndexModel([("handle", ASCENDING)], sparse=True, name="handle"),
+    ),
+    "listing and revoking a user's sessions scans the collection",
+)
 
 
 def _pinned(collection: Any, write_concern: WriteConcern) -> Any:
@@ -98,8 +130,6 @@ class MongoSessionStore(DocumentStore):
     :class:`SessionConfigError`. ``store.collection`` is the pinned collection.
     """
 
-    origin = "mongo"
-
     def __init__(
         self, collection: Any, *, client: Any = None, write_concern: WriteConcern | None = None
     ) -> None:
@@ -108,7 +138,7 @@ class MongoSessionStore(DocumentStore):
             write_concern = WriteConcern(_DEFAULT_W, wtimeout=_DEFAULT_WTIMEOUT_MS)
         self.collection = _pinned(collection, write_concern)
         self._client = client
-        self._indexes_done = False
+        self._indexes_done: set[str] = set()
         self._indexes_lock: asyncio.Lock | None = None
 
     @classmethod
@@ -152,41 +182,48 @@ class MongoSessionStore(DocumentStore):
     # -- maintenance -------------------------------------------------------------------------
 
     async def ensure_indexes(self) -> None:
-        """Create the TTL index on ``expires_at``, where the server allows; idempotent.
+        """Create the store's indexes, where the server allows; idempotent.
 
-        Any refusal by the server (FerretDB answers NotImplemented; a user without the privilege
-        gets Unauthorized; an index already on ``expires_at`` with other options conflicts) is
-        one warning in the log and is not retried; sessions keep working, since every read
-        checks ``expires_at``: call :meth:`purge_expired` now and then to reclaim space. Raises
+        The TTL index on ``expires_at`` (made on the first insert too), and the sparse indexes
+        on ``user_id`` and ``handle`` that find the sessions bound to a user (made on the first
+        insert of a bound session too; anonymous sessions are not in them). Any refusal by the
+        server (FerretDB 1.24 answers NotImplemented for TTL; a user without the privilege gets
+        Unauthorized; an index already there with other options conflicts) is one warning in
+        the log and is not retried; sessions keep working, since every read checks
+        ``expires_at``: call :meth:`purge_expired` now and then to reclaim space. Raises
         :class:`SessionStoreUnavailable` when the server can't be reached.
         """
-        if self._indexes_done:
+        await self._ensure(_TTL_INDEX)
+        await self._ensure(_USER_INDEXES)
+
+    async def _ensure(self, indexes: _Indexes) -> None:
+        """Create ``indexes`` (one command) unless that was done or refused already."""
+        if indexes.name in self._indexes_done:
             return
         if self._indexes_lock is None:
             self._indexes_lock = asyncio.Lock()
         async with self._indexes_lock:
-            if self._indexes_done:
+            if indexes.name in self._indexes_done:
                 return
             try:
-                await self.collection.create_index(
-                    "expires_at", expireAfterSeconds=0, name="expires_at_ttl"
-                )
+                await self.collection.create_indexes(list(indexes.models))
             except OperationFailure as exc:
                 # Whatever the refusal (NotImplemented on FerretDB, Unauthorized without the
                 # privilege, a conflicting index someone made by hand), sessions work without
                 # the index: say so once and never ask again.
                 log.warning(
-                    "the server refused the TTL index on %s.expires_at (%s, code %s); expired "
-                    "sessions are never loaded, but call purge_expired() to delete them",
+                    "the server refused the %s of collection %s (%s, code %s); %s",
+                    indexes.name,
                     self.collection.name,
                     exc.details.get("errmsg", exc) if exc.details else exc,
                     exc.code,
+                    indexes.without,
                 )
             except _UNAVAILABLE as exc:
                 raise SessionStoreUnavailable(f"session store unreachable: {exc}") from exc
             except PyMongoError as exc:
-                raise SessionStoreError(f"creating the TTL index failed: {exc}") from exc
-            self._indexes_done = True
+                raise SessionStoreError(f"creating the {indexes.name} failed: {exc}") from exc
+            self._indexes_done.add(indexes.name)
 
     async def purge_expired(self, *, now: datetime | None = None) -> int:
         """Delete every session whose deadline has passed; return how many were deleted."""
@@ -196,16 +233,86 @@ class MongoSessionStore(DocumentStore):
         )
         return int(result.deleted_count)
 
+    async def count_expired(self, *, now: datetime | None = None) -> int:
+        """How many stored sessions are dead at ``now`` (default: the current time)."""
+        deadline = now or utc_now()
+        return int(
+            await self._call(
+                "count", lambda: self.collection.count_documents({"expires_at": {"$lte": deadline}})
+            )
+        )
+
+    async def purge_expired_batch(self, *, now: datetime, limit: int) -> int:
+        """Delete at most ``limit`` sessions dead at ``now``; return how many were deleted.
+
+        Two commands (a ``find`` of ids, a ``delete`` of those still dead), so a purge of
+        millions can run in small steps beside the application's traffic: call it until it
+        returns 0, with the same ``now``.
+        """
+        dead = {"expires_at": {"$lte": now}}
+        found = await self._call(
+            "purge", lambda: self.collection.find(dead, {"_id": 1}, limit=limit).to_list(None)
+        )
+        if not found:
+            return 0
+        ids = [doc["_id"] for doc in found]
+        result = await self._call(
+            "purge", lambda: self.collection.delete_many({"_id": {"$in": ids}, **dead})
+        )
+        return int(result.deleted_count)
+
+    async def stats(self, *, now: datetime | None = None, limit: int | None = None) -> SessionStats:
+        """Live sessions, bound users, and their age and size distribution (see
+        :class:`~tornado_mongo_session.stores._stats.SessionStats`).
+
+        Two commands: a ``count`` of the live sessions and one ``aggregate`` that reads every
+        live session on the server (at most ``limit`` of them) and returns only the summary.
+        """
+        at = now or utc_now()
+        live = {"expires_at": {"$gt": at}}
+        count = await self._call("stats", lambda: self.collection.count_documents(live))
+        answer = await self._call(
+            "stats", lambda: _aggregate(self.collection, stats_pipeline(at, limit))
+        )
+        return read_stats(answer[0] if answer else {}, at=at, live=int(count))
+
     # -- internals ---------------------------------------------------------------------------
 
-    async def _find(self, session_id: str) -> dict[str, Any] | None:
+    async def _find(self, session_id: str) -> StoredSession | None:
         doc: dict[str, Any] | None = await self._call(
             "find", lambda: self.collection.find_one({"_id": session_id})
         )
-        return doc
+        return None if doc is None else StoredSession.read(doc)
+
+    async def _bound_sessions(self, user_id: str, now: datetime) -> list[StoredSession]:
+        query = {"user_id": user_id, "expires_at": {"$gt": now}}
+
+        async def find() -> list[dict[str, Any]]:
+            cursor = self.collection.find(query, projection={"data": 0, "tokens": 0})
+            docs: list[dict[str, Any]] = await cursor.to_list(length=None)
+            return docs
+
+        docs = await self._call("find", find)
+        found = (StoredSession.read({**doc, "tokens": []}) for doc in docs)
+        return [stored for stored in found if stored is not None]
+
+    async def _delete_bound(
+        self, *, user_id: str | None, handle: str | None, keep: str | None
+    ) -> int:
+        query: dict[str, Any] = {}
+        if user_id is not None:
+            query["user_id"] = user_id
+        if handle is not None:
+            query["handle"] = handle
+        elif keep is not None:
+            query["handle"] = {"$ne": keep}
+        result = await self._call("revoke", lambda: self.collection.delete_many(query))
+        return int(result.deleted_count)
 
     async def _insert_document(self, doc: dict[str, Any]) -> None:
-        await self.ensure_indexes()
+        await self._ensure(_TTL_INDEX)
+        if "user_id" in doc:
+            await self._ensure(_USER_INDEXES)
         await self._call("insert", lambda: self.collection.insert_one(doc))
 
     async def _update_document(
@@ -245,3 +352,13 @@ class MongoSessionStore(DocumentStore):
             raise SessionStoreError(f"session id collision during {what}") from exc
         except PyMongoError as exc:
             raise SessionStoreError(f"session store failed during {what}: {exc}") from exc
+
+
+async def _aggregate(collection: Any, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every document ``pipeline`` yields: PyMongo's ``aggregate`` is a coroutine that gives a
+    cursor, Motor's gives the cursor at once."""
+    cursor = collection.aggregate(pipeline)
+    if inspect.isawaitable(cursor):
+        cursor = await cursor
+    found: list[dict[str, Any]] = await cursor.to_list(None)
+    return found

@@ -4,7 +4,9 @@ A session starts in the cookie tier (:class:`CookieSessionStore`: zero database 
 moves to the server tier (a :class:`~tornado_mongo_session.stores.mongo.MongoSessionStore`, or
 any other store) when:
 
-- ``session.regenerate()`` is called (login: the mixin sends ``SaveRequest.promote``), or
+- ``session.regenerate()`` or ``session.bind_user()`` is called (login: the mixin sends
+  ``NewSession.promote``; a session bound to a user is never kept in the cookie tier, so it can
+  be listed and revoked), or
 - its encoded data outgrows the cookie (the cookie tier raises ``SessionTooLarge``).
 
 The move writes the full data under a new id and token, in one insert, and answers with the
@@ -20,8 +22,16 @@ import dataclasses
 import logging
 from datetime import datetime
 
-from tornado_mongo_session.errors import SessionTooLarge
-from tornado_mongo_session.stores.base import SaveRequest, SaveResult, SessionRecord, SessionStore
+from tornado_mongo_session.errors import SessionConfigError, SessionTooLarge
+from tornado_mongo_session.stores.base import (
+    NewSession,
+    SaveResult,
+    SessionRecord,
+    SessionStore,
+    SessionUpdate,
+    UserSession,
+    UserSessionStore,
+)
 from tornado_mongo_session.stores.cookie import CookieSessionStore
 
 __all__ = ["TieredSessionStore"]
@@ -46,6 +56,11 @@ class TieredSessionStore:
         self.cookie = cookie
         self.server = server
 
+    @property
+    def waits_for_io(self) -> bool:
+        """Whether the server tier waits for I/O (the cookie tier never does)."""
+        return bool(getattr(self.server, "waits_for_io", True))
+
     # -- the SessionStore protocol -----------------------------------------------------------
 
     async def load(self, cookie_value: str, *, now: datetime) -> SessionRecord | None:
@@ -53,42 +68,70 @@ class TieredSessionStore:
             return await self.cookie.load(cookie_value, now=now)
         return await self.server.load(cookie_value, now=now)
 
-    async def save(self, request: SaveRequest) -> SaveResult:
-        loaded = request.loaded
-        if loaded is not None and loaded.origin != self.cookie.origin:
+    async def save(self, request: NewSession | SessionUpdate) -> SaveResult:
+        if isinstance(request, SessionUpdate) and not request.loaded.in_cookie:
             return await self.server.save(request)
-        if request.promote:
-            return await self._promote(request, loaded, "regenerate")
+        if isinstance(request, NewSession) and (request.promote or request.user_id is not None):
+            return await self._promote(request, "regenerate")
         try:
             return await self.cookie.save(request)
         except SessionTooLarge as exc:
             log.debug("session outgrew the cookie (%d bytes): moving it to the server", exc.size)
-            return await self._promote(request, loaded, "size")
+            return await self._promote(request, "size")
 
     async def delete(self, record: SessionRecord) -> None:
-        if record.origin == self.cookie.origin:
-            await self.cookie.delete(record)
-        else:
-            await self.server.delete(record)
+        await (self.cookie if record.in_cookie else self.server).delete(record)
+
+    # -- the sessions of a user (bound sessions live in the server tier) ----------------------
+
+    def _users(self) -> UserSessionStore:
+        if not isinstance(self.server, UserSessionStore):
+            raise SessionConfigError(
+                f"the server tier ({type(self.server).__name__}) cannot list or revoke the "
+                "sessions of a user"
+            )
+        return self.server
+
+    async def list_user_sessions(
+        self, user_id: str, *, current: str | None = None
+    ) -> list[UserSession]:
+        """The server tier's :meth:`~UserSessionStore.list_user_sessions`."""
+        return await self._users().list_user_sessions(user_id, current=current)
+
+    async def revoke_session(self, handle: str, *, user_id: str | None = None) -> bool:
+        """The server tier's :meth:`~UserSessionStore.revoke_session`."""
+        return await self._users().revoke_session(handle, user_id=user_id)
+
+    async def revoke_user(self, user_id: str, *, keep: str | None = None) -> int:
+        """The server tier's :meth:`~UserSessionStore.revoke_user`."""
+        return await self._users().revoke_user(user_id, keep=keep)
+
+    async def session_alive(self, session_id: str, *, now: datetime) -> bool:
+        """Whether a server-tier session is still stored and live (one find); see
+        :meth:`~tornado_mongo_session.stores._document.DocumentStore.session_alive`."""
+        alive = getattr(self.server, "session_alive", None)
+        if alive is None:
+            raise SessionConfigError(
+                f"the server tier ({type(self.server).__name__}) has no session_alive()"
+            )
+        return bool(await alive(session_id, now=now))
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _promote(
-        self, request: SaveRequest, loaded: SessionRecord | None, why: str
-    ) -> SaveResult:
+    async def _promote(self, request: NewSession | SessionUpdate, why: str) -> SaveResult:
         """Insert the whole session into the server tier under a new id and token."""
-        if loaded is None:
+        if isinstance(request, NewSession):
             # Already a new session (new id, new token) from the mixin: insert it as it is.
             move = dataclasses.replace(request, promote=True)
         else:
-            move = SaveRequest.new_session(
-                request.data,
+            move = NewSession(
+                data=request.data,
+                created_at=request.created_at,  # the absolute deadline still counts from here
                 now=request.now,
-                expires_at=request.expires_at or loaded.expires_at,
-                created_at=loaded.created_at,  # the absolute deadline still counts from here
-                tokens_kept=request.tokens_kept,
+                expires_at=request.expires_at,
                 promote=True,
+                user_id=request.user_id,
             )
         result = await self.server.save(move)
         log.debug("session moved to the server tier (%s)", why)
-        return SaveResult(result.cookie_value, result.rotated, result.session_id or move.session_id)
+        return result

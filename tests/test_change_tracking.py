@@ -1,0 +1,158 @@
+"""Change tracking: a value changed in place is saved, whichever way the handler got it.
+
+The session encodes a stored value only when it hands it out (only a value handed out can be
+changed in place) or when it is assigned or deleted. So every path of the mapping API that hands
+a value out is covered: on the Session alone, then through HTTP, where the stored document must
+hold the change, with no flag set by the handler.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import tornado.web
+from helpers import Clock, serve
+
+from tornado_mongo_session import (
+    MemorySessionStore,
+    NewSession,
+    SaveResult,
+    Session,
+    SessionMixin,
+    SessionSettings,
+)
+from tornado_mongo_session.tokens import parse_cookie
+
+HAND_OUTS: dict[str, Callable[[Session], Any]] = {
+    "item": lambda s: s["cart"],
+    "get": lambda s: s.get("cart"),
+    "setdefault": lambda s: s.setdefault("cart", {}),
+    "values": lambda s: next(v for v in s.values() if isinstance(v, dict)),
+    "items": lambda s: next(v for k, v in s.items() if k == "cart"),
+    "iteration": lambda s: next(s[k] for k in s if k == "cart"),
+    "dict()": lambda s: dict(s)["cart"],
+    "unpacking": lambda s: {**s}["cart"],
+    "pop": lambda s: s.pop("cart"),
+}
+
+
+def stored() -> Session:
+    data = {"n": 1, "cart": {"items": [1]}, "when": datetime.datetime(2030, 1, 1)}
+    return Session(data, session_id="s" * 24, is_new=False)
+
+
+@pytest.mark.parametrize("hand_out", list(HAND_OUTS))
+def test_a_nested_change_in_place_is_found(hand_out: str) -> None:
+    session = stored()
+    cart = HAND_OUTS[hand_out](session)
+    cart["items"].append(2)
+    if hand_out == "pop":
+        assert session.changes() == ({}, ["cart"])
+        session["cart"] = cart  # put back, changed: written as a change, not a removal
+    assert session.changes() == ({"cart": {"items": [1, 2]}}, [])
+
+
+@pytest.mark.parametrize("hand_out", [name for name in HAND_OUTS if name != "pop"])
+def test_a_value_looked_at_but_not_changed_is_no_change(hand_out: str) -> None:
+    session = stored()
+    HAND_OUTS[hand_out](session)
+    assert session["n"] == 1
+    assert session.get("when") == datetime.datetime(2030, 1, 1)
+    assert session.changes() == ({}, [])
+
+
+def test_deleted_and_set_again_counts_only_if_it_differs() -> None:
+    session = stored()
+    del session["n"]
+    session["n"] = 1
+    assert session.changes() == ({}, [])
+    del session["cart"]
+    session["cart"] = {"items": [1, 2]}
+    assert session.changes() == ({"cart": {"items": [1, 2]}}, [])
+
+
+@pytest.mark.parametrize("is_new", [True, False], ids=["new", "loaded"])
+def test_a_value_handed_out_before_a_save_and_changed_after_it_is_found(is_new: bool) -> None:
+    session = Session() if is_new else stored()
+    if is_new:
+        session["cart"] = {"items": [1]}
+    cart = session.get("cart")
+    changed, _removed = session.changes()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    save = NewSession(data=changed, created_at=now, now=now, expires_at=now)
+    session.saved(save, SaveResult(session_id=session.id, rotated=True))
+    assert session.changes() == ({}, [])
+    cart["items"].append(3)
+    assert session.changes() == ({"cart": {"items": [1, 3]}}, [])
+
+
+class Start(SessionMixin, tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.session.update(n=1, cart={"items": [1]})
+
+
+class Change(SessionMixin, tornado.web.RequestHandler):
+    def get(self, hand_out: str) -> None:
+        cart = HAND_OUTS[hand_out](self.session)
+        cart["items"].append(2)
+        if hand_out == "pop":
+            self.session["cart"] = cart
+
+
+class Read(SessionMixin, tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.write(json.dumps(self.session.get("cart")))
+
+
+@pytest.mark.parametrize("hand_out", list(HAND_OUTS))
+async def test_a_nested_change_reaches_the_store_through_http(hand_out: str) -> None:
+    store = MemorySessionStore()
+    handlers = [("/start", Start), ("/change/(.+)", Change), ("/read", Read)]
+    settings = SessionSettings(cookie_secure=False)
+    async with serve(
+        handlers, session_store=store, session_settings=settings, session_clock=Clock()
+    ) as server:
+        cookie = (await server.fetch("/start")).cookie_value()
+        assert cookie is not None
+        changed = await server.fetch(f"/change/{hand_out}", cookie=cookie)
+        assert changed.code == 200
+        cookie = changed.cookie_value() or cookie
+        parsed = parse_cookie(cookie)
+        assert parsed is not None
+        document = store.document(parsed[0])
+        assert document is not None
+        assert document["data"]["cart"] == {"items": [1, 2]}
+        assert json.loads((await server.fetch("/read", cookie=cookie)).body) == {"items": [1, 2]}
+
+
+class ChangeThenFail(SessionMixin, tornado.web.RequestHandler):
+    def get(self, how: str) -> None:
+        if how == "regenerate":
+            self.session.regenerate()
+        self.session["cart"]["items"].append(2)
+        raise tornado.web.HTTPError(500)  # nothing is saved
+
+
+@pytest.mark.parametrize("how", ["change", "regenerate"])
+async def test_a_change_in_place_that_is_not_saved_leaves_the_store_as_it_was(how: str) -> None:
+    """The memory store shares what it holds with the loaded record: a handler's change to a
+    value it got must not reach the store unless the session is saved."""
+    store = MemorySessionStore()
+    handlers = [("/start", Start), ("/fail/(.+)", ChangeThenFail), ("/read", Read)]
+    settings = SessionSettings(cookie_secure=False)
+    async with serve(
+        handlers, session_store=store, session_settings=settings, session_clock=Clock()
+    ) as server:
+        cookie = (await server.fetch("/start")).cookie_value()
+        assert cookie is not None
+        assert (await server.fetch(f"/fail/{how}", cookie=cookie)).code == 500
+        parsed = parse_cookie(cookie)
+        assert parsed is not None
+        document = store.document(parsed[0])
+        assert document is not None
+        assert document["data"]["cart"] == {"items": [1]}
+        assert json.loads((await server.fetch("/read", cookie=cookie)).body) == {"items": [1]}
