@@ -16,7 +16,8 @@ does, or ``$TORNADO_SESSION_MONGODB_URL``). Four parts, in this order:
 4. The rotation's load: simulated users at the default settings; writes/s per active user.
 
 A point that does not fit the time left (each later part's estimate is reserved) is cut, and the
-report says which and why. Results go to bench/results/scale/ (results.json, scaling.md, charts);
+report says which and why. Results go to bench/results/scale/ (results.json, scaling.md, charts;
+``--quick``: bench/results/scale-quick/);
 ``--write-docs`` also writes docs/scaling.md and docs/scaling-*.png. Exits 0: it reports.
 bench/run.py's helpers (processes, wrk, peers, the server) are imported, not copied.
 """
@@ -50,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as bench_run
 import scale_procs as procs
 import scale_report
+from cpu import realistic_session
 from scale_cpu import cpu_by_size
 from scale_data import stored_document
 from scale_rotation import Group, lead_in_s, rotation_load
@@ -428,6 +430,7 @@ class Stored:
         flags = [False] * live + [True] * soon
         self.rng.shuffle(flags)
         now = datetime.now(timezone.utc)
+        data = realistic_session()  # the same ten keys bench/cpu.py measures
         started = time.perf_counter()
         docs: list[dict[str, Any]] = []
         for is_soon in flags:
@@ -435,7 +438,7 @@ class Stored:
             docs.append(
                 stored_document(
                     session_id,
-                    self.inserted,
+                    data,
                     now=now,
                     expires_in=SOON if is_soon else IDLE,
                     rng=self.rng,
@@ -843,6 +846,11 @@ def main() -> int:
     if shutil.which("wrk") is None:
         log("wrk is not installed: run `make bench-deps` (apt-get install wrk)")
         return 2
+    if args.quick and args.write_docs:
+        parser.error("--write-docs publishes a full run only, not --quick")
+    global RESULTS
+    if args.quick:  # a quick run never overwrites a full run's results
+        RESULTS = bench_run.RESULTS / "scale-quick"
     plan = Plan.make(args.quick)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS)

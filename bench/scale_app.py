@@ -2,7 +2,8 @@
 
 Routes on the main port (``NeverRotator``: a read costs one ``find``): ``/bare``, ``/read`` and
 ``/write`` (bench/app.py's handlers: read one key, change one key), ``/new?keys=K&kib=B`` (a
-new session of :func:`scale_data.sized_data`; without arguments a realistic ten-key session),
+new session of :func:`scale_data.sized_data`; without arguments bench/cpu.py's realistic
+ten-key session),
 ``/_stats``. On the second port (``IntervalRotator(every=1 µs)``: a token is due on every
 request): ``/rotate`` (a read), ``/new`` and ``/_stats``.
 
@@ -38,7 +39,8 @@ from pymongo import AsyncMongoClient, monitoring
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import app as bench_app
-from scale_data import realistic_data, sized_data
+from cpu import realistic_session
+from scale_data import sized_data
 
 from tornado_mongo_session import (
     IntervalRotator,
@@ -61,7 +63,7 @@ class NewSized(SessionMixin, tornado.web.RequestHandler):
     def get(self) -> None:
         keys = int(self.get_argument("keys", "0"))
         kib = int(self.get_argument("kib", "0"))
-        self.session.update(sized_data(max(keys, 1), kib) if keys or kib else realistic_data(0))
+        self.session.update(sized_data(max(keys, 1), kib) if keys or kib else realistic_session())
         self.write("new")
 
 

@@ -1,4 +1,4 @@
-"""Session data for bench/scale.py: sessions of a given size, and realistic stored documents.
+"""Session data for bench/scale.py: sessions of a given size, and stored session documents.
 
 Standard library only: the Flask peer (bench/peers_src/flask_app.py, in a venv of its own)
 imports :func:`sized_data` too, and the express peer builds the same data in JavaScript, so the
@@ -30,27 +30,13 @@ def sized_data(keys: int = 1, kib: int = 0) -> dict[str, Any]:
     return data
 
 
-def realistic_data(user: int) -> dict[str, Any]:
-    """What a signed-in user's session typically holds: ten keys, about 400 bytes of BSON."""
-    return {
-        "n": 0,
-        "user_id": f"u{user:010d}",
-        "name": "Ada Lovelace",
-        "email": f"user{user}@example.org",
-        "roles": ["reader", "editor"],
-        "locale": "en-GB",
-        "csrf": "q5dD3oF0h2mX6yT8rB1vN4kL7pS9wE2z",
-        "cart": {
-            "currency": "EUR",
-            "items": [{"sku": "SKU-1042", "qty": 1, "price": 19.5}, {"sku": "SKU-7", "qty": 2}],
-        },
-        "last_page": "/account/orders?page=2",
-        "flash": [],
-    }
-
-
 def stored_document(
-    session_id: str, user: int, *, now: datetime, expires_in: timedelta, rng: random.Random
+    session_id: str,
+    data: dict[str, Any],
+    *,
+    now: datetime,
+    expires_in: timedelta,
+    rng: random.Random,
 ) -> dict[str, Any]:
     """A session document in MongoSessionStore's format (see stores/_document.py).
 
@@ -67,5 +53,5 @@ def stored_document(
         "accessed_at": accessed,
         "rotated_at": accessed,
         "expires_at": now + expires_in,
-        "data": realistic_data(user),
+        "data": data,
     }

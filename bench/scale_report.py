@@ -120,8 +120,9 @@ def render(results: dict[str, Any]) -> str:
         "",
     ]
     out += header(results)
-    out += stored_section(results.get("stored") or {})
-    out += size_section(results.get("sizes") or {})
+    plan = results.get("plan") or {}
+    out += stored_section(results.get("stored") or {}, plan)
+    out += size_section(results.get("sizes") or {}, plan)
     out += concurrency_section(results)
     out += rotation_section(results)
     out += planning_section(results)
@@ -213,7 +214,11 @@ def all_runs(results: dict[str, Any]) -> list[dict[str, Any]]:
 # -- 1. stored sessions ------------------------------------------------------------------------
 
 
-def stored_section(stored: dict[str, Any]) -> list[str]:
+def timing(plan: dict[str, Any]) -> str:
+    return f"{plan.get('warmup', '?')} s warm-up, then {plan.get('duration', '?')} s measured"
+
+
+def stored_section(stored: dict[str, Any], plan: dict[str, Any]) -> list[str]:
     out = ["## 1. Stored sessions", ""]
     levels = stored.get("levels") or []
     if not levels:
@@ -224,13 +229,14 @@ def stored_section(stored: dict[str, Any]) -> list[str]:
         "![Latency and requests/s against stored sessions](scaling-stored.png)",
         "",
         f"Session documents in the store's own format (`_id`, three token hashes, "
-        f"`created_at`, `accessed_at`, `rotated_at`, `expires_at`, and a ten-key `data` of a "
-        f"signed-in user: {avg:,} bytes of BSON each), inserted with PyMongo's `insert_many` "
-        f"in batches of 2,000 (each count adds to the previous one), the TTL index created "
-        f"through the library (`ensure_indexes`). At each count {stored.get('sample', 0):,} "
+        f"`created_at`, `accessed_at`, `rotated_at`, `expires_at`, and a ten-key `data`, "
+        f"bench/cpu.py's `realistic_session`: {avg:,} bytes of BSON each), inserted with "
+        "PyMongo's `insert_many` in batches of 2,000 (each count adds to the previous one), "
+        "the TTL index created through the library (`ensure_indexes`). At each count "
+        f"{stored.get('sample', 0):,} "
         "sessions drawn uniformly from the whole collection get a fresh token (its SHA-256 "
-        "in `tokens`) and a cookie, and wrk (2 threads, 32 connections, 1 s warm-up, then "
-        "the measured seconds) drives one app process: **read** reads one key (rotation off), "
+        f"in `tokens`) and a cookie, and wrk (2 threads, 32 connections, {timing(plan)}) "
+        "drives one app process: **read** reads one key (rotation off), "
         "**write** changes one key, **rotate** reads with a token due on every request (wrk "
         "follows `Set-Cookie`; the sample is drawn again after the warm-up). 10 % of each "
         "count's documents have a deadline 30 minutes ahead; `purge_expired(now=now + 1 h)` "
@@ -496,7 +502,7 @@ IMPL = {
 }
 
 
-def size_section(sizes: dict[str, Any]) -> list[str]:
+def size_section(sizes: dict[str, Any], plan: dict[str, Any]) -> list[str]:
     out = ["## 2. Session size", ""]
     spec = [tuple(s) for s in sizes.get("sizes", [])]
     if not spec:
@@ -573,7 +579,8 @@ def size_section(sizes: dict[str, Any]) -> list[str]:
         "### End to end, against the peers",
         "",
         "wrk, 2 threads and "
-        f"{connections_of(e2e)} connections, over 64 sessions of each size, for each "
+        f"{connections_of(e2e)} connections ({timing(plan)}), over 64 sessions of each size, "
+        "for each "
         "implementation in turn (each in its own process, as in docs/performance.md). "
         "**bytes to DB** is what the app process sent to the database per request; the "
         "library sends only the changed key, the peers the whole session.",
