@@ -166,6 +166,18 @@ bench-deps: $(STAMP)
 		&& echo "$(BENCH_PIP)" > bench/peers/venv/.versions \
 		|| echo "bench-deps: pip install failed: the Flask peer is skipped"; fi
 
+# How cost grows (docs/scaling.md, issue 14): stored sessions, session size (against the
+# peers), concurrency, app processes and the rotation's load, in one run bounded by
+# `--budget-min` (default 25 minutes; a point that does not fit is cut, and the page says so).
+# `make bench-scale SCALE_ARGS="--write-docs"` refreshes docs/scaling.md and its charts;
+# SCALE_ARGS="--quick" is a two-minute run with small sizes (see `python bench/scale.py -h`).
+SCALE_ARGS ?=
+
+.PHONY: bench-scale
+bench-scale: $(STAMP)
+	@$(MAKE) --no-print-directory bench-deps
+	$(BIN)/python bench/scale.py $(SCALE_ARGS)
+
 clean:
 	-@$(MAKE) --no-print-directory mongo-down
 	rm -rf $(VENV) .cache/mongo .cache/ferretdb2 build dist site *.egg-info .coverage .coverage.* \

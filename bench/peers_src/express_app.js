@@ -3,7 +3,7 @@
 // Run from bench/peers/node (where `make bench-deps` installs express, express-session,
 // connect-mongo and mongodb): node express_app.js PORT MONGO_URL DB_NAME
 // Routes mirror bench/app.py: /bare (before the session middleware: no session work), and
-// /untouched, /read, /write, /new behind it. GET /_stats answers the commands the app's
+// /untouched, /read, /write, /new behind it (/new?keys=K&kib=B: a session of bench/scale.py's sizes). GET /_stats answers the commands the app's
 // MongoClient sent (command monitoring), the scenario requests served and the process CPU time.
 // Prints READY once listening. Benchmark code, not part of the library.
 "use strict";
@@ -66,9 +66,26 @@ app.get("/write", counted, (req, res) => {
   req.session.n = (req.session.n || 0) + 1;
   res.send(`n=${req.session.n}`);
 });
+// bench/scale.py's session sizes: the same data as bench/scale_data.py's sized_data().
+function sizedData(keys, kib) {
+  const data = { n: 0 };
+  for (let i = 1; i < keys; i += 1) {
+    const id = String(i).padStart(4, "0");
+    data[`k${id}`] = `value ${id} abcdefghijklmnop`;
+  }
+  if (kib > 0) data.blob = new Array(kib).fill("x".repeat(1000));
+  return data;
+}
+
 app.get("/new", (req, res) => {
-  req.session.n = 0;
-  req.session.user = { name: "bench", roles: ["reader"], theme: "dark" };
+  const keys = Number(req.query.keys || 0);
+  const kib = Number(req.query.kib || 0);
+  if (keys || kib) {
+    Object.assign(req.session, sizedData(Math.max(keys, 1), kib));
+  } else {
+    req.session.n = 0;
+    req.session.user = { name: "bench", roles: ["reader"], theme: "dark" };
+  }
   res.send("new");
 });
 

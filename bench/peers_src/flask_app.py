@@ -5,7 +5,8 @@ gunicorn), as one gunicorn worker with threads: ``BENCH_MONGO_URL=... BENCH_DB=.
 gunicorn -k gthread -w 1 --threads 8 -b 127.0.0.1:PORT --chdir bench/peers_src flask_app:app``.
 
 ``/plain/bare`` goes to a Flask app without Flask-Session (the framework's bare handler); the rest
-to the app with it: ``/untouched``, ``/read``, ``/write``, ``/new``. ``GET /_stats`` answers the
+to the app with it: ``/untouched``, ``/read``, ``/write``, ``/new`` (``/new?keys=K&kib=B``: a
+session of bench/scale.py's sizes, bench/scale_data.py). ``GET /_stats`` answers the
 commands the app's MongoClient sent (PyMongo command monitoring), the scenario requests served
 and the worker's CPU time. Benchmark code, not part of the library.
 """
@@ -13,17 +14,22 @@ and the worker's CPU time. Benchmark code, not part of the library.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, session
+from flask import Flask, request, session
 from flask_session import Session
 from pymongo import MongoClient, monitoring
 from pymongo.collection import Collection
 from pymongo.errors import OperationFailure
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scale_data import sized_data
 
 _NOT_REQUEST_WORK = frozenset(
     {"hello", "ismaster", "isMaster", "ping", "endSessions", "buildInfo", "buildinfo"}
@@ -114,6 +120,11 @@ def write() -> str:
 
 @app.get("/new")
 def new() -> str:
+    keys = int(request.args.get("keys", 0))
+    kib = int(request.args.get("kib", 0))
+    if keys or kib:  # bench/scale.py's session sizes
+        session.update(sized_data(max(keys, 1), kib))
+        return "new"
     session["n"] = 0
     session["user"] = {"name": "bench", "roles": ["reader"], "theme": "dark"}
     return "new"
