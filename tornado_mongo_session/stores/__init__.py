@@ -4,35 +4,3 @@ Each store is a module (``mongo``, ``memory``, ``cookie``, ``tiered``); ``base``
 :class:`~tornado_mongo_session.stores.base.SessionStore` protocol and the records that cross it.
 Import them from :mod:`tornado_mongo_session`.
 """
-
-from __future__ import annotations
-
-from tornado_mongo_session.stores.base import (
-    NewSession,
-    Rotation,
-    SaveResult,
-    SessionRecord,
-    SessionStore,
-    SessionUpdate,
-    UserSession,
-    UserSessionStore,
-)
-from tornado_mongo_session.stores.cookie import CookieSessionStore
-from tornado_mongo_session.stores.memory import MemorySessionStore
-from tornado_mongo_session.stores.mongo import MongoSessionStore
-from tornado_mongo_session.stores.tiered import TieredSessionStore
-
-__all__ = [
-    "CookieSessionStore",
-    "MemorySessionStore",
-    "MongoSessionStore",
-    "NewSession",
-    "Rotation",
-    "SaveResult",
-    "SessionRecord",
-    "SessionStore",
-    "SessionUpdate",
-    "TieredSessionStore",
-    "UserSession",
-    "UserSessionStore",
-]
