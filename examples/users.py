@@ -10,9 +10,11 @@ docs/integration.md walks through it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
 import os
+import signal
 from typing import Any
 
 import tornado.web
@@ -160,6 +162,10 @@ def make_app(settings: SessionSettings, store: MongoSessionStore) -> tornado.web
 
 
 async def main() -> None:
+    # Ctrl-C sets `stop` through the loop (why: examples/app.py).
+    stop = asyncio.Event()
+    with contextlib.suppress(NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
     # Plain HTTP on loopback: the example turns off the Secure cookie flag a real site keeps on.
     settings = SessionSettings(cookie_secure=False)
     store = MongoSessionStore.from_settings(settings)
@@ -168,14 +174,13 @@ async def main() -> None:
         port = int(os.environ.get("DEMO_PORT", "8888"))
         make_app(settings, store).listen(port, "127.0.0.1")
         log.info("users example on http://127.0.0.1:%d; Ctrl-C stops it", port)
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await store.close()
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
-    except KeyboardInterrupt:
-        log.info("users example stopped")
+    log.info("users example stopped")
