@@ -142,6 +142,8 @@ def store_for(driver: str, url: str) -> tuple[MongoSessionStore, Any]:
         server_selection_timeout_ms=SELECTION_MS,
         connect_timeout_ms=CONNECT_MS,
         socket_timeout_ms=SOCKET_MS,
+        # Below the socket timeout, as the settings require (issue 11).
+        write_concern_timeout_ms=SOCKET_MS // 2,
     )
     if driver == "pymongo":
         return MongoSessionStore.from_settings(settings), None

@@ -310,6 +310,7 @@ async def test_driver_timeouts_bound_the_wait_for_a_503(private_server: Any) -> 
         server_selection_timeout_ms=300,
         connect_timeout_ms=400,
         socket_timeout_ms=500,
+        write_concern_timeout_ms=250,  # below the socket timeout (issue 11)
         cookie_secure=False,
     )
     server = server_description(private_server.url)
