@@ -4,8 +4,9 @@ The app runs in-process on 127.0.0.1; 20 workers send at least 2,000 requests, r
 mixed, over 200 sessions (each session belongs to one worker, so its requests are sequential
 and every read must see every write acknowledged before it). After 40% of the requests the
 private server is stopped by its pid (SIGKILL: a crash; SIGTERM: a clean stop), the load goes
-on while it is down, then the server restarts on the same data and port, and at least 600 more
-requests follow. The running app is never restarted.
+on while it is down, then the server restarts on the same data and port, the load goes on until
+the app answers 200 again (at most 10 s), and at least 600 more requests follow. The running
+app is never restarted.
 
 Promises checked: during the outage requests get 503 (no 500, no hang: the load client gives up
 after 20 s, which would show as 599; on FerretDB a clean stop can fail a command in flight with
@@ -55,7 +56,13 @@ REQUESTS = 2000
 STOP_AT = 0.4
 OUTAGE_SECONDS = 3.0
 AFTER_RESTART = 600
-"""Requests sent after the server is back, at least, so the recovery is measured under load."""
+"""Requests sent after the app answers 200 again, at least, so the recovery is measured under
+load. Counted from that first 200, not from the restart: once the store is known down its 503s
+take milliseconds, so 600 requests can be spent in 0.4 s, before the driver has rechecked the
+returned server (every 0.5 s at most), which made a recovery in time look like none."""
+RECOVERY_CAP = 10.0
+"""Seconds after the restart the load waits for a 200 (issue 11 promises about one; this bound
+only keeps a store that never recovers from running to the hard cap)."""
 SAFETY_CAP = 20_000
 HARD_CAP_SECONDS = 150.0
 SELECTION_MS = 500
@@ -99,15 +106,27 @@ class Run:
     windows_503: dict[str, list[float]] = field(default_factory=lambda: {w: [] for w in WINDOWS})
     restarted: asyncio.Event = field(default_factory=asyncio.Event)
     half_way: asyncio.Event = field(default_factory=asyncio.Event)
-    issued_at_restart: int = 0
+    issued_at_recovery: int | None = None
+    """Requests issued when the first request sent after the restart answered 200."""
     acked_when: dict[tuple[int, str], str] = field(default_factory=dict)
 
     def target(self) -> int:
-        """How many requests to send: the load goes on however long the outage lasts, then
-        at least AFTER_RESTART more once the server is back, and REQUESTS in all."""
+        """How many requests to send: the load goes on however long the outage lasts and
+        until the app answers 200 again (at most RECOVERY_CAP s after the restart), then at
+        least AFTER_RESTART more, and REQUESTS in all."""
         if not self.restarted.is_set():
             return SAFETY_CAP
-        return max(REQUESTS, self.issued_at_restart + AFTER_RESTART)
+        if self.issued_at_recovery is None:
+            assert self.t_ready is not None
+            return SAFETY_CAP if time.monotonic() < self.t_ready + RECOVERY_CAP else 0
+        return max(REQUESTS, self.issued_at_recovery + AFTER_RESTART)
+
+    def succeeded(self, started: float, ended: float) -> None:
+        """Note a request or operation sent at ``started`` that succeeded at ``ended``."""
+        if self.t_ready is not None and started >= self.t_ready:
+            self.ok_after_ready.append(ended - self.t_ready)
+            if self.issued_at_recovery is None:
+                self.issued_at_recovery = self.issued
 
 
 class ErrorLog(logging.Handler):
@@ -186,8 +205,7 @@ def judge(run: Run, client: Client, path: str, outcome: Outcome, key: str, value
     if outcome.code != 200:
         return
     run.latency_200.append(outcome.latency)
-    if run.t_ready is not None and outcome.started >= run.t_ready:
-        run.ok_after_ready.append(outcome.ended - run.t_ready)
+    run.succeeded(outcome.started, outcome.ended)
     body = outcome.json()
     client.jar.update(outcome.response)
     if not client.session_id:
@@ -246,7 +264,6 @@ async def outage(run: Run, private_server: Any, kill: bool) -> None:
     run.t_restart = time.monotonic()
     await asyncio.to_thread(private_server.start)
     run.t_ready = time.monotonic()
-    run.issued_at_restart = run.issued
     run.restarted.set()
 
 
@@ -463,6 +480,7 @@ async def test_the_server_alone_under_the_same_fault(private_server: Any, stop: 
                             acked[doc, key] = (value, window(run, sent) + tag)
                     else:
                         await collection.find_one({"_id": doc})
+                    run.succeeded(sent, time.monotonic())
                 except PyMongoError as exc:
                     if writing and isinstance(exc, NetworkTimeout):
                         abandoned.add(doc)
