@@ -13,6 +13,7 @@ server's atomic single-document updates, not on anything one process can seriali
 
 On a server without atomic updates (FerretDB 1.x) these skip, saying why. Set
 ``TORNADO_SESSION_TEST_MULTIPROCESS_ANYWAY=1`` to run them there anyway and see them fail.
+The first three record what they measured for docs/reliability.md (``make test-stress``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ import pymongo
 import pytest
 from helpers import session_id_of
 from mongo_helpers import DRIVERS, lacks_atomic_updates
-from stress.stress_support import Jar, LoadClient, Outcome
+from reliability_report import FAIL, PASS, record
+from stress.stress_support import Jar, LoadClient, Outcome, server_description
 
 from tornado_mongo_session.tokens import hash_token, parse_cookie, session_handle
 
@@ -51,9 +53,12 @@ START_TIMEOUT = 30.0
 
 @dataclass
 class Apps:
-    """The running app processes: one HTTP client per process, the shared database's name."""
+    """The running app processes: one HTTP client per process, the shared database's name, the
+    driver they use and the server ("FerretDB v2.5.0"), for the record."""
 
     db: str
+    driver: str
+    server: str
     clients: list[LoadClient] = field(default_factory=list)
 
     def client(self, i: int) -> LoadClient:
@@ -109,7 +114,7 @@ def apps(
         pytest.skip(f"{reason}: sessions shared by several processes are not exact there")
     db = f"tms_mp_{uuid.uuid4().hex[:12]}"
     processes = start_apps(mongo_url, db, str(request.param))
-    running = Apps(db)
+    running = Apps(db, str(request.param), server_description(mongo_url))
     try:
         deadline = time.monotonic() + START_TIMEOUT
         for process in processes:
@@ -171,10 +176,34 @@ async def test_one_aged_token_rotates_exactly_once_across_processes(
     apps: Apps, sync_client: pymongo.MongoClient[Any]
 ) -> None:
     sid, outcomes = await burst(apps, rotation_due=True)
-    assert [o.code for o in outcomes] == [200] * CONCURRENT
-    assert all(o.json() == {"id": sid, "loaded": True} for o in outcomes)
-    assert not [o for o in outcomes if cleared(o)]
     issued = {o.response.cookie_value() for o in outcomes if o.response and o.response.cookie()}
+    codes = [o.code for o in outcomes]
+    opened = sum(1 for o in outcomes if o.code == 200 and o.json() == {"id": sid, "loaded": True})
+    n_cleared = sum(1 for o in outcomes if cleared(o))
+    stored = len(raw_document(sync_client, apps, sid)["tokens"])
+    record(
+        f"{PROCESSES} processes, {CONCURRENT} concurrent requests on one aged token "
+        f"({apps.driver})",
+        group="2",
+        done=(
+            f"{PROCESSES} app processes (each its own client), one session whose token is due "
+            f"for rotation, {CONCURRENT} concurrent writes with that token spread over them"
+        ),
+        measured={
+            "server": apps.server,
+            "200s": codes.count(200),
+            "served as the session": opened,
+            "new tokens issued": len(issued),
+            "cookies cleared": n_cleared,
+            f"token hashes stored (at most {TOKENS_KEPT})": stored,
+        },
+        verdict=PASS
+        if opened == CONCURRENT and len(issued) == 1 and not n_cleared and stored <= TOKENS_KEPT
+        else FAIL,
+    )
+    assert codes == [200] * CONCURRENT
+    assert all(o.json() == {"id": sid, "loaded": True} for o in outcomes)
+    assert not n_cleared
     assert len(issued) == 1, f"{len(issued)} new tokens for one aged token"
     new_cookie = issued.pop()
     assert new_cookie is not None
@@ -191,9 +220,27 @@ async def test_concurrent_writes_of_different_keys_across_processes_all_survive(
     apps: Apps, sync_client: pymongo.MongoClient[Any], rotation_due: bool
 ) -> None:
     sid, outcomes = await burst(apps, rotation_due=rotation_due)
-    assert [o.code for o in outcomes] == [200] * CONCURRENT
+    codes = [o.code for o in outcomes]
     data = raw_document(sync_client, apps, sid)["data"]
     lost = [i for i in range(CONCURRENT) if data.get(f"k{i}") != str(i)]
+    record(
+        f"{PROCESSES} processes, {CONCURRENT} concurrent writes of different keys, "
+        f"{'a rotation due' if rotation_due else 'no rotation'} ({apps.driver})",
+        group="2",
+        done=(
+            f"{PROCESSES} app processes, one session, {CONCURRENT} concurrent requests each "
+            "writing its own key, spread over them"
+            + ("; the token due for rotation" if rotation_due else "")
+        ),
+        measured={
+            "server": apps.server,
+            "200s": codes.count(200),
+            "keys kept in the raw document": CONCURRENT - len(lost),
+            "keys lost": len(lost),
+        },
+        verdict=PASS if codes == [200] * CONCURRENT and not lost else FAIL,
+    )
+    assert codes == [200] * CONCURRENT
     assert not lost, f"{len(lost)} of {CONCURRENT} acknowledged keys lost: {lost}"
     assert data["base"] == "0"
 
@@ -223,13 +270,36 @@ async def test_rotation_storm_across_processes_logs_nobody_out(
         assert len(raw_document(sync_client, apps, sid)["tokens"]) <= TOKENS_KEPT
 
     requests = STORM_WAVES * STORM_PER_WAVE
+    final = await apps.client(1).fetch("/r", cookie=jar.value)
+    data = raw_document(sync_client, apps, sid)["data"]
+    lost = [k for k, v in acked.items() if data.get(k) != v]
+    rotated = len(jar.history) - 1  # the first cookie is the new session's
+    still_in = final.code == 200 and final.json()["id"] == sid
+    record(
+        f"{PROCESSES} processes, rotation storm, browser jar ({apps.driver})",
+        group="2",
+        done=(
+            f"{STORM_WAVES} waves of {STORM_PER_WAVE} concurrent writes, one every "
+            f"token_ttl={TOKEN_TTL:g} s (every wave races a rotation), spread over {PROCESSES} "
+            "app processes; the client sends what its jar holds and applies every Set-Cookie"
+        ),
+        measured={
+            "server": apps.server,
+            "requests": requests,
+            "logged out": len(logged_out),
+            "rotations the browser saw": rotated,
+            "acknowledged writes lost": len(lost),
+            "still logged in at the end": still_in,
+        },
+        verdict=PASS
+        if not logged_out and len(jar.history) > STORM_WAVES // 2 and not lost and still_in
+        else FAIL,
+    )
     assert not logged_out, f"{len(logged_out)} of {requests} requests logged out: {logged_out}"
     assert len(jar.history) > STORM_WAVES // 2, "the storm rotated too seldom to test anything"
-    final = await apps.client(1).fetch("/r", cookie=jar.value)
     assert final.code == 200
     assert final.json()["id"] == sid
-    data = raw_document(sync_client, apps, sid)["data"]
-    assert {k: data.get(k) for k in acked} == acked
+    assert not lost, lost
 
 
 async def test_a_session_revoked_on_one_process_opens_nothing_on_the_others(apps: Apps) -> None:
