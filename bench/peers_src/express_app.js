@@ -51,7 +51,7 @@ app.use(session({
   resave: false,
   saveUninitialized: false,
   cookie: { secure: false },
-  // autoRemove "native" (the default) creates a TTL index, which FerretDB refuses; that
+  // autoRemove "native" (the default) creates a TTL index, which FerretDB 1.x refuses; that
   // rejection would fail every request. "disabled" changes nothing per request.
   store: MongoStore.create({ client, dbName, autoRemove: "disabled" }),
 }));

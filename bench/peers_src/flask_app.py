@@ -64,7 +64,7 @@ _original_create_index = Collection.create_index
 
 
 def _create_index_where_possible(self: Collection[Any], keys: Any, **kwargs: Any) -> str:
-    # Flask-Session creates a TTL index when its interface is built; FerretDB answers
+    # Flask-Session creates a TTL index when its interface is built; FerretDB 1.x answers
     # NotImplemented (238) and the app would not start. Skip that one refusal, as this
     # library does; nothing per request changes.
     try:
