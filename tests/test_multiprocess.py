@@ -57,8 +57,8 @@ class Apps:
     driver they use and the server ("FerretDB v2.5.0"), for the record."""
 
     db: str
-    driver: str
-    server: str
+    driver: str = ""
+    server: str = ""
     clients: list[LoadClient] = field(default_factory=list)
 
     def client(self, i: int) -> LoadClient:

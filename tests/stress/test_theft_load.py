@@ -221,8 +221,8 @@ async def test_login_racing_parallel_reads_across_processes(
     """As above, with the 4 reads and the login spread over three app processes."""
     ttl = 0.5
     db = f"tms_login_{uuid.uuid4().hex[:12]}"
+    apps = Apps(db, driver_name)  # before the processes start: nothing between them and try
     processes = start_apps(mongo_url, db, driver_name, token_ttl=ttl)
-    apps = Apps(db)
     logged_out = 0
     pre_login_holder_in = 0
     try:
@@ -282,8 +282,8 @@ async def test_short_token_ttl_storm_across_processes(
     """Three app processes, one session, token_ttl 0.05 s: 30 workers sending writes through
     one browser jar for 4 s. Before newest-only rotation: 423 of 600 logged out."""
     db = f"tms_storm_{uuid.uuid4().hex[:12]}"
+    apps = Apps(db, driver_name)  # before the processes start: nothing between them and try
     processes = start_apps(mongo_url, db, driver_name, token_ttl=STORM_TTL)
-    apps = Apps(db)
     codes: Counter[int] = Counter()
     logged_out = 0
     cleared_count = 0
