@@ -58,6 +58,11 @@ def users_example() -> ModuleType:
     return load_example("users")
 
 
+@pytest.fixture(scope="module")
+def everywhere_example() -> ModuleType:
+    return load_example("logout_everywhere")
+
+
 class Browser:
     """Keeps the cookies a browser would (session and _xsrf), sends them back."""
 
@@ -211,7 +216,7 @@ async def test_readme_example_runs_as_written(readme_app: int, sync_db: Any) -> 
         server.client.close()
 
 
-@pytest.mark.parametrize("name", ["app", "json_api", "metrics", "users"])
+@pytest.mark.parametrize("name", ["app", "json_api", "metrics", "users", "logout_everywhere"])
 def test_examples_stop_quietly_on_ctrl_c(
     name: str, mongo_url: str, db_name: str, tmp_path: Path
 ) -> None:
@@ -525,3 +530,95 @@ async def test_users_example(users_server: Server, sync_db: Any) -> None:
     with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
         await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{users_server.port}/chat")
     assert refused.value.code == 302  # nobody signed in: the handshake is refused
+
+
+# -- log out everywhere ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def everywhere_server(
+    everywhere_example: ModuleType, collection: Any
+) -> AsyncIterator[Server]:
+    settings = SessionSettings(cookie_secure=False)
+    app = everywhere_example.make_app(settings, MongoSessionStore(collection))
+    async with serve_app(app) as server:
+        yield server
+
+
+async def log_in(browser: Browser, name: str) -> None:
+    await browser.request("/login")  # the form, and its _xsrf cookie
+    response = await browser.request("/login", {"name": name})
+    assert response.code == 302
+    assert response.cookie("session") is not None
+
+
+async def assert_logged_out(browser: Browser, cookie: str, sync_db: Any) -> None:
+    """The device's cookie, sent as its browser sends it, opens nothing: the login page, no
+    Set-Cookie (a cookie that opens nothing is left alone), no session stored for it."""
+    documents = sync_db.sessions.count_documents({})
+    response = await browser.server.fetch("/", headers={"Cookie": f"session={cookie}"})
+    assert response.code == 302
+    assert response.headers["Location"] == "/login?next=%2F"
+    assert response.cookie("session") is None
+    assert doc_of(sync_db, cookie) is None
+    assert sync_db.sessions.count_documents({}) == documents
+
+
+async def test_log_out_everywhere_else_then_everywhere(
+    everywhere_server: Server, sync_db: Any
+) -> None:
+    laptop = Browser(everywhere_server)
+    phone = Browser(everywhere_server, "Mozilla/5.0 (iPhone) Safari")
+    tablet = Browser(everywhere_server, "Mozilla/5.0 (iPad) Safari")
+    grace = Browser(everywhere_server, "Grace's browser")
+    for browser in (laptop, phone, tablet):
+        await log_in(browser, "ada")
+    await log_in(grace, "grace")
+    page = await laptop.request("/")
+    assert "Signed in as <b>ada</b> on 3 devices." in page.text
+    assert sync_db.sessions.count_documents({"user_id": "ada"}) == 3
+
+    # Everywhere else, from the phone (after a password change): the phone stays signed in.
+    laptop_cookie, tablet_cookie, phone_cookie = (b.jar["session"] for b in (laptop, tablet, phone))
+    response = await phone.request("/logout/others", {})
+    assert response.code == 302
+    assert response.cookie("session") is None  # the phone's cookie is untouched
+    assert [d["_id"] for d in sync_db.sessions.find({"user_id": "ada"})] == [phone.session_id]
+    for browser, cookie in ((laptop, laptop_cookie), (tablet, tablet_cookie)):
+        await assert_logged_out(browser, cookie, sync_db)
+    assert "on 1 device." in (await phone.request("/")).text
+    assert phone.jar["session"] == phone_cookie
+
+    # Everywhere, this device included, from the laptop once it has logged in again.
+    await log_in(laptop, "ada")
+    laptop_cookie = laptop.jar["session"]
+    assert "on 2 devices." in (await laptop.request("/")).text
+    response = await laptop.request("/logout/everywhere", {})
+    assert response.code == 302
+    assert response.headers["Location"] == "/login"
+    assert_cleared(response)  # this browser's cookie expired in the same response
+    assert sync_db.sessions.count_documents({"user_id": "ada"}) == 0
+    await assert_logged_out(phone, phone_cookie, sync_db)
+    await assert_logged_out(laptop, laptop_cookie, sync_db)
+    assert "Signed in as <b>grace</b> on 1 device." in (await grace.request("/")).text
+
+
+async def test_log_out_everywhere_needs_a_signed_in_user_and_the_xsrf_token(
+    everywhere_server: Server, sync_db: Any
+) -> None:
+    ada = Browser(everywhere_server)
+    await log_in(ada, "ada")
+    forged = await everywhere_server.fetch(  # a form posted from another site: no _xsrf field
+        "/logout/everywhere",
+        method="POST",
+        body="",
+        headers={"Cookie": f"session={ada.jar['session']}; _xsrf={ada.jar['_xsrf']}"},
+    )
+    assert forged.code == 403
+    assert sync_db.sessions.count_documents({"user_id": "ada"}) == 1
+
+    nobody = Browser(everywhere_server)
+    await nobody.request("/login")
+    response = await nobody.request("/logout/everywhere", {})
+    assert response.code == 403  # @authenticated refuses a POST with nobody signed in
+    assert sync_db.sessions.count_documents({"user_id": "ada"}) == 1
