@@ -78,6 +78,7 @@ class Logout(Base):
         self.redirect("/login")
 
 
+# --8<-- [start:everywhere]
 class LogoutOthers(Base):
     @tornado.web.authenticated
     async def post(self) -> None:
@@ -95,6 +96,9 @@ class LogoutEverywhere(Base):
         await self.store.revoke_user(self.current_user, keep=self.session.handle)
         self.session.invalidate()
         self.redirect("/login")
+
+
+# --8<-- [end:everywhere]
 
 
 def make_app(settings: SessionSettings, store: MongoSessionStore) -> tornado.web.Application:
