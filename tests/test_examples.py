@@ -5,6 +5,7 @@ Raw Set-Cookie headers and raw documents are checked, not only the pages."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -17,6 +18,7 @@ import time
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from shutil import which
 from types import ModuleType
 from typing import Any
 
@@ -178,17 +180,32 @@ class Program:
         return self.process.wait(10)
 
 
-@pytest.fixture
-def readme_app(mongo_url: str, db_name: str, tmp_path: Path) -> Iterator[int]:
-    """README's example running in a process of its own, on a free port (returned)."""
+PLAIN_HTTP = "SessionSettings(cookie_secure=False)"
+
+
+def start_readme(
+    mongo_url: str, db_name: str, folder: Path, *, production: bool = False
+) -> Program:
+    """README's example in a process of its own, on a free port; ``production``: with its
+    ``cookie_secure=False`` deleted, as README says to do for production."""
     code = readme_example()
     assert code.count("8888") == 1  # the one thing changed: a free port instead of 8888
+    assert code.count(PLAIN_HTTP) == 1
+    if production:
+        code = code.replace(PLAIN_HTTP, "SessionSettings()")
     port = free_port()
-    (tmp_path / "app.py").write_text(code.replace("8888", str(port)), encoding="utf-8")
+    folder.mkdir(exist_ok=True)
+    (folder / "app.py").write_text(code.replace("8888", str(port)), encoding="utf-8")
     env = {"TORNADO_SESSION_MONGODB_URL": mongo_url, "TORNADO_SESSION_DATABASE": db_name}
-    program = Program(tmp_path / "app.py", port=port, env=env, log=tmp_path / "app.log")
+    return Program(folder / "app.py", port=port, env=env, log=folder / "app.log")
+
+
+@pytest.fixture
+def readme_app(mongo_url: str, db_name: str, tmp_path: Path) -> Iterator[int]:
+    """README's example running as written, on a free port (returned)."""
+    program = start_readme(mongo_url, db_name, tmp_path)
     try:
-        yield port
+        yield program.port
     finally:
         program.stop()
 
@@ -207,13 +224,154 @@ async def test_readme_example_runs_as_written(readme_app: int, sync_db: Any) -> 
         response = await browser.request("/login", {"name": "ada"})
         assert response.code == 302
         assert browser.session_id != anonymous
+        assert response.cookie("session") is not None  # the new id's cookie, this response
         assert json.loads((await browser.request("/")).body) == {"visits": 3, "user": "ada"}
         assert sync_db.sessions.find_one({"_id": anonymous}) is None
         doc = doc_of(sync_db, browser.jar["session"])
         assert doc is not None
-        assert doc["data"] == {"visits": 3, "user": "ada"}
+        assert doc["data"] == {"visits": 3}
+        assert doc["user_id"] == "ada"  # current_user, from bind_user()
     finally:
         server.client.close()
+
+
+CHROMIUM = next(
+    (found for name in ("chromium", "chromium-browser", "google-chrome") if (found := which(name))),
+    None,
+)
+
+
+class Chromium:
+    """A headless Chromium driven through its DevTools protocol, with a profile of its own.
+    ``other.test`` resolves to 127.0.0.1 inside it: a host that is not loopback by name, as a
+    VM or a container reached by its name is, without leaving this machine."""
+
+    def __init__(self, profile: Path) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [
+                CHROMIUM or "chromium",
+                "--headless=new",
+                "--no-sandbox",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-address=127.0.0.1",
+                f"--remote-debugging-port={self.port}",
+                "--host-resolver-rules=MAP other.test 127.0.0.1",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.calls = 0
+        self.events: list[str] = []  # the methods of the events received, oldest first
+
+    async def connect(self) -> None:
+        deadline = time.monotonic() + 30
+        client = tornado.httpclient.AsyncHTTPClient()
+        while True:
+            try:
+                answer = await client.fetch(f"http://127.0.0.1:{self.port}/json/version")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "Chromium did not start"
+                await asyncio.sleep(0.1)
+        url = json.loads(answer.body)["webSocketDebuggerUrl"]
+        self.socket = await tornado.websocket.websocket_connect(url)
+        target = (await self.call("Target.createTarget", url="about:blank"))["targetId"]
+        attached = await self.call("Target.attachToTarget", targetId=target, flatten=True)
+        self.page = attached["sessionId"]
+        await self.call("Page.enable", session=self.page)
+
+    async def call(self, method: str, *, session: str | None = None, **params: Any) -> Any:
+        self.calls += 1
+        message: dict[str, Any] = {"id": self.calls, "method": method, "params": params}
+        if session is not None:
+            message["sessionId"] = session
+        await self.socket.write_message(json.dumps(message))
+        while True:
+            raw = await self.socket.read_message()
+            assert raw is not None, "Chromium closed its DevTools socket"
+            reply = json.loads(raw)
+            if reply.get("id") == self.calls:
+                assert "error" not in reply, reply
+                return reply["result"]
+            if "method" in reply:
+                self.events.append(reply["method"])
+
+    async def visit(self, url: str) -> str:
+        """Open ``url`` as a typed address would, and return the page's text."""
+        self.events.clear()
+        await self.call("Page.navigate", session=self.page, url=url)
+        while "Page.loadEventFired" not in self.events:  # this navigation's load event
+            raw = await self.socket.read_message()
+            assert raw is not None, "Chromium closed its DevTools socket"
+            self.events.append(json.loads(raw).get("method", ""))
+        result = await self.call(
+            "Runtime.evaluate", session=self.page, expression="document.body.innerText"
+        )
+        return str(result["result"]["value"])
+
+    async def cookies(self) -> list[tuple[str, str, bool]]:
+        found = await self.call("Network.getAllCookies", session=self.page)
+        return sorted((c["name"], c["domain"], c["secure"]) for c in found["cookies"])
+
+    def close(self) -> None:
+        self.socket.close()
+        self.process.terminate()
+        self.process.wait(10)
+
+
+async def visits_in_chromium(chromium: Chromium, port: int) -> dict[str, list[int]]:
+    """Three visits to the example's counter from each host name."""
+    counts: dict[str, list[int]] = {}
+    for host in ("127.0.0.1", "localhost", "other.test"):
+        pages = [await chromium.visit(f"http://{host}:{port}/") for _ in range(3)]
+        counts[host] = [json.loads(page)["visits"] for page in pages]
+    return counts
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on PATH")
+async def test_readme_example_in_chromium_as_written_and_for_production(
+    mongo_url: str, db_name: str, tmp_path: Path
+) -> None:
+    """What README says a browser does: as written (cookie_secure=False), the session sticks
+    on every host; with the production defaults (Secure, __Host-session) Chromium keeps the
+    cookie on http://127.0.0.1 and http://localhost only, and the library warns about the rest."""
+    as_written = start_readme(mongo_url, db_name, tmp_path / "as_written")
+    production = start_readme(mongo_url, db_name, tmp_path / "production", production=True)
+    chromium = Chromium(tmp_path / "profile")
+    try:
+        await chromium.connect()
+        assert await visits_in_chromium(chromium, as_written.port) == {
+            "127.0.0.1": [1, 2, 3],
+            "localhost": [1, 2, 3],
+            "other.test": [1, 2, 3],
+        }
+        assert await chromium.cookies() == [
+            ("session", host, False) for host in ("127.0.0.1", "localhost", "other.test")
+        ]
+        await chromium.call("Network.clearBrowserCookies", session=chromium.page)
+        assert await visits_in_chromium(chromium, production.port) == {
+            "127.0.0.1": [1, 2, 3],
+            "localhost": [1, 2, 3],
+            "other.test": [1, 1, 1],  # the Secure cookie was dropped: a new session every time
+        }
+        assert await chromium.cookies() == [
+            ("__Host-session", "127.0.0.1", True),
+            ("__Host-session", "localhost", True),
+        ]
+    finally:
+        chromium.close()
+        as_written.stop()
+        production.stop()
+    warning = "the session cookie is Secure (cookie_secure=True) but this request to 'other.test'"
+    assert warning in production.output()
+    assert production.output().count(warning[:40]) == 1  # once per process
+    assert "cookie_secure" not in as_written.output()
 
 
 @pytest.mark.parametrize("name", ["app", "json_api", "metrics", "users", "logout_everywhere"])
