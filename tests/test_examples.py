@@ -780,3 +780,29 @@ async def test_log_out_everywhere_needs_a_signed_in_user_and_the_xsrf_token(
     response = await nobody.request("/logout/everywhere", {})
     assert response.code == 403  # @authenticated refuses a POST with nobody signed in
     assert sync_db.sessions.count_documents({"user_id": "ada"}) == 1
+
+
+async def test_users_example_socket_refuses_another_sites_page(users_server: Server) -> None:
+    """Browsers send cookies with a cross-site WebSocket handshake; Tornado's check_origin,
+    which the example keeps, refuses it, so another site's page cannot talk as the user."""
+    browser = Browser(users_server)
+    await browser.request("/login")
+    await browser.request("/login", {"name": "ada"})
+    url = f"ws://127.0.0.1:{users_server.port}/chat"
+    cookie = f"session={browser.jar['session']}"
+    with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+        await tornado.websocket.websocket_connect(
+            tornado.httpclient.HTTPRequest(
+                url, headers={"Cookie": cookie, "Origin": "https://evil.example"}
+            )
+        )
+    assert refused.value.code == 403
+    own = await tornado.websocket.websocket_connect(
+        tornado.httpclient.HTTPRequest(
+            url, headers={"Cookie": cookie, "Origin": f"http://127.0.0.1:{users_server.port}"}
+        )
+    )
+    try:
+        assert await own.read_message() == "welcome, Ada Lovelace"
+    finally:
+        own.close()
