@@ -241,7 +241,7 @@ class Home(DemoPage):
             else "no Max-Age: deleted when the browser closes"
         )
         rows = {
-            "name": html.escape(settings.cookie_name),
+            "name": html.escape(settings.effective_cookie_name),
             "value": "<code>&lt;session id&gt;.&lt;token&gt;</code>",
             "attributes": html.escape("; ".join(attributes)),
             "sent": "only when the token changes (a new session, a rotation, a login) or the "

@@ -5,6 +5,7 @@ Raw Set-Cookie headers and raw documents are checked, not only the pages."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -17,6 +18,7 @@ import time
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from shutil import which
 from types import ModuleType
 from typing import Any
 
@@ -56,6 +58,11 @@ def json_api() -> ModuleType:
 @pytest.fixture(scope="module")
 def users_example() -> ModuleType:
     return load_example("users")
+
+
+@pytest.fixture(scope="module")
+def everywhere_example() -> ModuleType:
+    return load_example("logout_everywhere")
 
 
 class Browser:
@@ -173,17 +180,32 @@ class Program:
         return self.process.wait(10)
 
 
-@pytest.fixture
-def readme_app(mongo_url: str, db_name: str, tmp_path: Path) -> Iterator[int]:
-    """README's example running in a process of its own, on a free port (returned)."""
+PLAIN_HTTP = "SessionSettings(cookie_secure=False)"
+
+
+def start_readme(
+    mongo_url: str, db_name: str, folder: Path, *, production: bool = False
+) -> Program:
+    """README's example in a process of its own, on a free port; ``production``: with its
+    ``cookie_secure=False`` deleted, as README says to do for production."""
     code = readme_example()
     assert code.count("8888") == 1  # the one thing changed: a free port instead of 8888
+    assert code.count(PLAIN_HTTP) == 1
+    if production:
+        code = code.replace(PLAIN_HTTP, "SessionSettings()")
     port = free_port()
-    (tmp_path / "app.py").write_text(code.replace("8888", str(port)), encoding="utf-8")
+    folder.mkdir(exist_ok=True)
+    (folder / "app.py").write_text(code.replace("8888", str(port)), encoding="utf-8")
     env = {"TORNADO_SESSION_MONGODB_URL": mongo_url, "TORNADO_SESSION_DATABASE": db_name}
-    program = Program(tmp_path / "app.py", port=port, env=env, log=tmp_path / "app.log")
+    return Program(folder / "app.py", port=port, env=env, log=folder / "app.log")
+
+
+@pytest.fixture
+def readme_app(mongo_url: str, db_name: str, tmp_path: Path) -> Iterator[int]:
+    """README's example running as written, on a free port (returned)."""
+    program = start_readme(mongo_url, db_name, tmp_path)
     try:
-        yield port
+        yield program.port
     finally:
         program.stop()
 
@@ -202,16 +224,157 @@ async def test_readme_example_runs_as_written(readme_app: int, sync_db: Any) -> 
         response = await browser.request("/login", {"name": "ada"})
         assert response.code == 302
         assert browser.session_id != anonymous
+        assert response.cookie("session") is not None  # the new id's cookie, this response
         assert json.loads((await browser.request("/")).body) == {"visits": 3, "user": "ada"}
         assert sync_db.sessions.find_one({"_id": anonymous}) is None
         doc = doc_of(sync_db, browser.jar["session"])
         assert doc is not None
-        assert doc["data"] == {"visits": 3, "user": "ada"}
+        assert doc["data"] == {"visits": 3}
+        assert doc["user_id"] == "ada"  # current_user, from bind_user()
     finally:
         server.client.close()
 
 
-@pytest.mark.parametrize("name", ["app", "json_api", "metrics", "users"])
+CHROMIUM = next(
+    (found for name in ("chromium", "chromium-browser", "google-chrome") if (found := which(name))),
+    None,
+)
+
+
+class Chromium:
+    """A headless Chromium driven through its DevTools protocol, with a profile of its own.
+    ``other.test`` resolves to 127.0.0.1 inside it: a host that is not loopback by name, as a
+    VM or a container reached by its name is, without leaving this machine."""
+
+    def __init__(self, profile: Path) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [
+                CHROMIUM or "chromium",
+                "--headless=new",
+                "--no-sandbox",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-address=127.0.0.1",
+                f"--remote-debugging-port={self.port}",
+                "--host-resolver-rules=MAP other.test 127.0.0.1",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.calls = 0
+        self.events: list[str] = []  # the methods of the events received, oldest first
+
+    async def connect(self) -> None:
+        deadline = time.monotonic() + 30
+        client = tornado.httpclient.AsyncHTTPClient()
+        while True:
+            try:
+                answer = await client.fetch(f"http://127.0.0.1:{self.port}/json/version")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "Chromium did not start"
+                await asyncio.sleep(0.1)
+        url = json.loads(answer.body)["webSocketDebuggerUrl"]
+        self.socket = await tornado.websocket.websocket_connect(url)
+        target = (await self.call("Target.createTarget", url="about:blank"))["targetId"]
+        attached = await self.call("Target.attachToTarget", targetId=target, flatten=True)
+        self.page = attached["sessionId"]
+        await self.call("Page.enable", session=self.page)
+
+    async def call(self, method: str, *, session: str | None = None, **params: Any) -> Any:
+        self.calls += 1
+        message: dict[str, Any] = {"id": self.calls, "method": method, "params": params}
+        if session is not None:
+            message["sessionId"] = session
+        await self.socket.write_message(json.dumps(message))
+        while True:
+            raw = await self.socket.read_message()
+            assert raw is not None, "Chromium closed its DevTools socket"
+            reply = json.loads(raw)
+            if reply.get("id") == self.calls:
+                assert "error" not in reply, reply
+                return reply["result"]
+            if "method" in reply:
+                self.events.append(reply["method"])
+
+    async def visit(self, url: str) -> str:
+        """Open ``url`` as a typed address would, and return the page's text."""
+        self.events.clear()
+        await self.call("Page.navigate", session=self.page, url=url)
+        while "Page.loadEventFired" not in self.events:  # this navigation's load event
+            raw = await self.socket.read_message()
+            assert raw is not None, "Chromium closed its DevTools socket"
+            self.events.append(json.loads(raw).get("method", ""))
+        result = await self.call(
+            "Runtime.evaluate", session=self.page, expression="document.body.innerText"
+        )
+        return str(result["result"]["value"])
+
+    async def cookies(self) -> list[tuple[str, str, bool]]:
+        found = await self.call("Network.getAllCookies", session=self.page)
+        return sorted((c["name"], c["domain"], c["secure"]) for c in found["cookies"])
+
+    def close(self) -> None:
+        self.socket.close()
+        self.process.terminate()
+        self.process.wait(10)
+
+
+async def visits_in_chromium(chromium: Chromium, port: int) -> dict[str, list[int]]:
+    """Three visits to the example's counter from each host name."""
+    counts: dict[str, list[int]] = {}
+    for host in ("127.0.0.1", "localhost", "other.test"):
+        pages = [await chromium.visit(f"http://{host}:{port}/") for _ in range(3)]
+        counts[host] = [json.loads(page)["visits"] for page in pages]
+    return counts
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on PATH")
+async def test_readme_example_in_chromium_as_written_and_for_production(
+    mongo_url: str, db_name: str, tmp_path: Path
+) -> None:
+    """What README says a browser does: as written (cookie_secure=False), the session sticks
+    on every host; with the production defaults (Secure, __Host-session) Chromium keeps the
+    cookie on http://127.0.0.1 and http://localhost only, and the library warns about the rest."""
+    as_written = start_readme(mongo_url, db_name, tmp_path / "as_written")
+    production = start_readme(mongo_url, db_name, tmp_path / "production", production=True)
+    chromium = Chromium(tmp_path / "profile")
+    try:
+        await chromium.connect()
+        assert await visits_in_chromium(chromium, as_written.port) == {
+            "127.0.0.1": [1, 2, 3],
+            "localhost": [1, 2, 3],
+            "other.test": [1, 2, 3],
+        }
+        assert await chromium.cookies() == [
+            ("session", host, False) for host in ("127.0.0.1", "localhost", "other.test")
+        ]
+        await chromium.call("Network.clearBrowserCookies", session=chromium.page)
+        assert await visits_in_chromium(chromium, production.port) == {
+            "127.0.0.1": [1, 2, 3],
+            "localhost": [1, 2, 3],
+            "other.test": [1, 1, 1],  # the Secure cookie was dropped: a new session every time
+        }
+        assert await chromium.cookies() == [
+            ("__Host-session", "127.0.0.1", True),
+            ("__Host-session", "localhost", True),
+        ]
+    finally:
+        chromium.close()
+        as_written.stop()
+        production.stop()
+    warning = "the session cookie is Secure (cookie_secure=True) but this request to 'other.test'"
+    assert warning in production.output()
+    assert production.output().count(warning[:40]) == 1  # once per process
+    assert "cookie_secure" not in as_written.output()
+
+
+@pytest.mark.parametrize("name", ["app", "json_api", "metrics", "users", "logout_everywhere"])
 def test_examples_stop_quietly_on_ctrl_c(
     name: str, mongo_url: str, db_name: str, tmp_path: Path
 ) -> None:
@@ -525,3 +688,121 @@ async def test_users_example(users_server: Server, sync_db: Any) -> None:
     with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
         await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{users_server.port}/chat")
     assert refused.value.code == 302  # nobody signed in: the handshake is refused
+
+
+# -- log out everywhere ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def everywhere_server(
+    everywhere_example: ModuleType, collection: Any
+) -> AsyncIterator[Server]:
+    settings = SessionSettings(cookie_secure=False)
+    app = everywhere_example.make_app(settings, MongoSessionStore(collection))
+    async with serve_app(app) as server:
+        yield server
+
+
+async def log_in(browser: Browser, name: str) -> None:
+    await browser.request("/login")  # the form, and its _xsrf cookie
+    response = await browser.request("/login", {"name": name})
+    assert response.code == 302
+    assert response.cookie("session") is not None
+
+
+async def assert_logged_out(browser: Browser, cookie: str, sync_db: Any) -> None:
+    """The device's cookie, sent as its browser sends it, opens nothing: the login page, no
+    Set-Cookie (a cookie that opens nothing is left alone), no session stored for it."""
+    documents = sync_db.sessions.count_documents({})
+    response = await browser.server.fetch("/", headers={"Cookie": f"session={cookie}"})
+    assert response.code == 302
+    assert response.headers["Location"] == "/login?next=%2F"
+    assert response.cookie("session") is None
+    assert doc_of(sync_db, cookie) is None
+    assert sync_db.sessions.count_documents({}) == documents
+
+
+async def test_log_out_everywhere_else_then_everywhere(
+    everywhere_server: Server, sync_db: Any
+) -> None:
+    laptop = Browser(everywhere_server)
+    phone = Browser(everywhere_server, "Mozilla/5.0 (iPhone) Safari")
+    tablet = Browser(everywhere_server, "Mozilla/5.0 (iPad) Safari")
+    grace = Browser(everywhere_server, "Grace's browser")
+    for browser in (laptop, phone, tablet):
+        await log_in(browser, "ada")
+    await log_in(grace, "grace")
+    page = await laptop.request("/")
+    assert "Signed in as <b>ada</b> on 3 devices." in page.text
+    assert sync_db.sessions.count_documents({"user_id": "ada"}) == 3
+
+    # Everywhere else, from the phone (after a password change): the phone stays signed in.
+    laptop_cookie, tablet_cookie, phone_cookie = (b.jar["session"] for b in (laptop, tablet, phone))
+    response = await phone.request("/logout/others", {})
+    assert response.code == 302
+    assert response.cookie("session") is None  # the phone's cookie is untouched
+    assert [d["_id"] for d in sync_db.sessions.find({"user_id": "ada"})] == [phone.session_id]
+    for browser, cookie in ((laptop, laptop_cookie), (tablet, tablet_cookie)):
+        await assert_logged_out(browser, cookie, sync_db)
+    assert "on 1 device." in (await phone.request("/")).text
+    assert phone.jar["session"] == phone_cookie
+
+    # Everywhere, this device included, from the laptop once it has logged in again.
+    await log_in(laptop, "ada")
+    laptop_cookie = laptop.jar["session"]
+    assert "on 2 devices." in (await laptop.request("/")).text
+    response = await laptop.request("/logout/everywhere", {})
+    assert response.code == 302
+    assert response.headers["Location"] == "/login"
+    assert_cleared(response)  # this browser's cookie expired in the same response
+    assert sync_db.sessions.count_documents({"user_id": "ada"}) == 0
+    await assert_logged_out(phone, phone_cookie, sync_db)
+    await assert_logged_out(laptop, laptop_cookie, sync_db)
+    assert "Signed in as <b>grace</b> on 1 device." in (await grace.request("/")).text
+
+
+async def test_log_out_everywhere_needs_a_signed_in_user_and_the_xsrf_token(
+    everywhere_server: Server, sync_db: Any
+) -> None:
+    ada = Browser(everywhere_server)
+    await log_in(ada, "ada")
+    forged = await everywhere_server.fetch(  # a form posted from another site: no _xsrf field
+        "/logout/everywhere",
+        method="POST",
+        body="",
+        headers={"Cookie": f"session={ada.jar['session']}; _xsrf={ada.jar['_xsrf']}"},
+    )
+    assert forged.code == 403
+    assert sync_db.sessions.count_documents({"user_id": "ada"}) == 1
+
+    nobody = Browser(everywhere_server)
+    await nobody.request("/login")
+    response = await nobody.request("/logout/everywhere", {})
+    assert response.code == 403  # @authenticated refuses a POST with nobody signed in
+    assert sync_db.sessions.count_documents({"user_id": "ada"}) == 1
+
+
+async def test_users_example_socket_refuses_another_sites_page(users_server: Server) -> None:
+    """Browsers send cookies with a cross-site WebSocket handshake; Tornado's check_origin,
+    which the example keeps, refuses it, so another site's page cannot talk as the user."""
+    browser = Browser(users_server)
+    await browser.request("/login")
+    await browser.request("/login", {"name": "ada"})
+    url = f"ws://127.0.0.1:{users_server.port}/chat"
+    cookie = f"session={browser.jar['session']}"
+    with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+        await tornado.websocket.websocket_connect(
+            tornado.httpclient.HTTPRequest(
+                url, headers={"Cookie": cookie, "Origin": "https://evil.example"}
+            )
+        )
+    assert refused.value.code == 403
+    own = await tornado.websocket.websocket_connect(
+        tornado.httpclient.HTTPRequest(
+            url, headers={"Cookie": cookie, "Origin": f"http://127.0.0.1:{users_server.port}"}
+        )
+    )
+    try:
+        assert await own.read_message() == "welcome, Ada Lovelace"
+    finally:
+        own.close()
