@@ -18,6 +18,7 @@ import contextlib
 import ipaddress
 import logging
 import weakref
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ import tornado.web
 import tornado.websocket
 from tornado.httputil import parse_cookie
 
-from tornado_mongo_session._tasks import in_background, start
+from tornado_mongo_session._tasks import in_background, step
 from tornado_mongo_session.config import SessionConfig, config_of
 from tornado_mongo_session.errors import (
     SessionDataError,
@@ -429,10 +430,16 @@ class SessionMixin(_Base):
             if plan.before_response or config.settings.write_mode == "before_response":
                 if chunk is not None:
                     self.write(chunk)
-                # A store that never waits saves here and now (see _tasks.start).
-                store = config.store_for(type(self))
-                eagerly = not getattr(store, "waits_for_io", True)
-                pending = self._session_pending = start(self._save(plan, True), eagerly=eagerly)
+                save = self._save(plan, True)
+                if not getattr(config.store_for(type(self)), "waits_for_io", True):
+                    # A store that never waits saves here and now (see _tasks.step), and the
+                    # response goes out as a plain one does: no task, no turn of the loop.
+                    rest = step(save)
+                    if rest is None:
+                        pending = self._session_pending = super().finish()
+                        return pending
+                    save = rest
+                pending = self._session_pending = asyncio.ensure_future(self._finish_after(save))
                 return pending
             self._session_deferred = plan
             if plan.resend_cookie is not None:
@@ -444,7 +451,13 @@ class SessionMixin(_Base):
         plan = self._session_deferred
         if plan is not None:
             self._session_deferred = None
-            in_background(self._save(plan, False))
+            save = self._save(plan, False)
+            if getattr(self._session_config.store_for(type(self)), "waits_for_io", True):
+                in_background(save)
+            else:  # a store that never waits: no task (see _tasks.step)
+                rest = step(save)
+                if rest is not None:
+                    in_background(rest)
         super().on_finish()
 
     def _session_plan(self) -> SavePlan | None:
@@ -480,7 +493,8 @@ class SessionMixin(_Base):
     async def _save(self, plan: SavePlan, answering: bool) -> None:
         """Carry the plan out: the save (one store call), then the retired session's delete
         (insert first: a failure leaves the user in the old session, not none), then the
-        cookie. ``answering``: the response waits for this; a failure becomes its answer."""
+        cookie. ``answering``: the response waits for this; a failure becomes its answer (the
+        caller then finishes it)."""
         config = self._session_config
         store, events = config.store_for(type(self)), config.events
         try:
@@ -509,7 +523,11 @@ class SessionMixin(_Base):
                 log.error("session save after the response failed: %s", exc, exc_info=exc)
                 return
             self._session_failure_response(exc)
-        if answering and not self._finished:
+
+    async def _finish_after(self, save: Awaitable[None]) -> None:
+        """Finish the response once ``save`` (a save that waits for its store) is done."""
+        await save
+        if not self._finished:
             # The client may have gone while the session was saved: nobody left to answer.
             with contextlib.suppress(tornado.iostream.StreamClosedError):
                 await super().finish()

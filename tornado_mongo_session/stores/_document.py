@@ -105,6 +105,11 @@ class DocumentStore(abc.ABC):
     (the client's at login); an anonymous session holds none of them.
     """
 
+    _serialize_writes = True
+    """Serialize the writes to one session within the process (:class:`KeyedLocks`). A store
+    whose primitives never await (memory) sets it False: each save then runs whole without
+    yielding to the loop, and a lock would guard nothing."""
+
     def __init__(self) -> None:
         self._writing = KeyedLocks()
 
@@ -179,6 +184,8 @@ class DocumentStore(abc.ABC):
     async def save(self, request: NewSession | SessionUpdate) -> SaveResult:
         if isinstance(request, NewSession):
             return await self._insert(request)
+        if not self._serialize_writes:
+            return await self._update(request)
         async with self._writing.hold(request.session_id):
             return await self._update(request)
 

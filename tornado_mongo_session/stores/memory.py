@@ -63,6 +63,7 @@ class MemorySessionStore(DocumentStore):
 
     waits_for_io = False
     """Its methods never wait for I/O: the mixin saves within ``finish()``, without a task."""
+    _serialize_writes = False  # each save runs whole without yielding: nothing to lock
 
     def __init__(
         self, *, max_sessions: int = 10000, clock: Callable[[], datetime] | None = None
