@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tornado_mongo_session.stores._document import StoredSession
+from tornado_mongo_session.stores._document_layout import StoredSession
 from tornado_mongo_session.stores._mongo_commands import MongoCommands
 
 __all__ = ["bound_sessions", "delete_bound"]

@@ -25,7 +25,8 @@ from pymongo.write_concern import WriteConcern
 from tornado_mongo_session._bson import check_refused
 from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.stores import _mongo_maintenance, _mongo_users
-from tornado_mongo_session.stores._document import Document, DocumentStore, StoredSession
+from tornado_mongo_session.stores._document import DocumentStore
+from tornado_mongo_session.stores._document_layout import Document, StoredSession
 from tornado_mongo_session.stores._mongo_commands import MongoCommands
 from tornado_mongo_session.stores._mongo_indexes import TTL_INDEX, USER_INDEXES, IndexMaker
 from tornado_mongo_session.stores._stats import SessionStats
