@@ -38,7 +38,7 @@ def stored_document(
     expires_in: timedelta,
     rng: random.Random,
 ) -> dict[str, Any]:
-    """A session document in MongoSessionStore's format (see stores/_document.py).
+    """A session document in MongoSessionStore's format (see stores/_document_layout.py).
 
     Three token hashes (a session that has rotated at least twice), created up to a day ago,
     last used up to an hour ago, deadline ``now + expires_in``. No raw token exists for these

@@ -16,8 +16,13 @@ from handlers import Logout, ReadJSON, Untouched, WriteJSON
 from helpers import Clock, LogRecords, Response, Server, assert_cleared, serve, session_id_of
 from mongo_helpers import CommandLog, raw_doc
 
-from tornado_mongo_session import MongoSessionStore, SessionMixin, SessionSettings
-from tornado_mongo_session import mixin as mixin_module
+from tornado_mongo_session import (
+    MongoSessionStore,
+    SessionMixin,
+    SessionSettings,
+    _request_cookie,
+    _response,
+)
 
 HOST = "__Host-session"
 
@@ -125,12 +130,12 @@ async def test_values_tried_are_bounded(app: Server, command_log: CommandLog) ->
     command_log.clear()
     response = await app.fetch("/read", headers={"Cookie": header})
     assert not body(response)["loaded"]  # the valid value came sixth: past the bound
-    assert command_log.names() == ["find"] * mixin_module.MAX_COOKIE_VALUES
+    assert command_log.names() == ["find"] * _request_cookie.MAX_COOKIE_VALUES
     assert response.set_cookies == []
 
 
 def test_cookie_values_splits_as_tornado_does() -> None:
-    values = mixin_module.cookie_values
+    values = _request_cookie.cookie_values
     assert values('a=1; session=x; b=2; session="y"; session=; session', "session") == ["x", "y"]
     assert values("sessionx=1; xsession=2", "session") == []
     assert values(" session = v ", "session") == ["v"]
@@ -178,7 +183,7 @@ def test_effective_cookie_name(overrides: dict[str, Any], name: str) -> None:
 async def test_a_response_carrying_a_token_is_never_publicly_cacheable(
     app: Server, library_log: LogRecords, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(mixin_module, "_cache_warned", weakref.WeakSet())
+    monkeypatch.setattr(_response, "_cache_warned", weakref.WeakSet())
     new = await app.fetch("/public-write?k=a&v=1")
     assert new.cookie_value() is not None
     assert new.headers["Cache-Control"] == "private, max-age=300"
@@ -233,7 +238,7 @@ async def test_untouched_handlers_get_no_vary_and_keep_their_headers(app: Server
 async def test_secure_cookie_over_plain_http_warns_once_per_process(
     collection: Any, clock: Clock, library_log: LogRecords, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(mixin_module, "_insecure_warned", False)
+    monkeypatch.setattr(_response, "_insecure_warned", False)
     store = MongoSessionStore(collection)
     async with serve(
         ROUTES, session_store=store, session_settings=SessionSettings(), session_clock=clock
@@ -255,6 +260,6 @@ async def test_secure_cookie_over_plain_http_warns_once_per_process(
 
 def test_loopback_hosts() -> None:
     for host in ("127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "app.localhost"):
-        assert mixin_module._is_loopback(host), host
+        assert _response._is_loopback(host), host
     for host in ("example.com", "10.0.0.1", "192.168.1.2", "localhost.example.com"):
-        assert not mixin_module._is_loopback(host), host
+        assert not _response._is_loopback(host), host

@@ -84,10 +84,15 @@ def test_sdist_holds_the_library_and_its_metadata_only(dist: Path) -> None:
         "setup.cfg",
     }
     assert metadata <= names
+    packages = {  # their folders are entries of the archive too
+        str(path.relative_to(ROOT))
+        for path in (ROOT / NAME, *(ROOT / NAME).rglob("*"))
+        if (path / "__init__.py").is_file()
+    }
     extra = {
         name
-        for name in names - modules - metadata
-        if not name.startswith(f"{NAME}.egg-info") and name not in (NAME, f"{NAME}/stores")
+        for name in names - modules - metadata - packages
+        if not name.startswith(f"{NAME}.egg-info")
     }
     assert extra == set()  # no tests, caches, venvs, benchmarks or binaries
 

@@ -1,4 +1,5 @@
-"""policy.py: what a request writes, as a table of cases. No HTTP, no store, no clock.
+"""The save policy (policy/): what a request writes, as a table of cases. No HTTP, no store,
+no clock.
 
 Each row is what the request loaded, what the handler did with the session, and the state of
 the response; the expected plan is written as the fields that differ from "nothing to do".

@@ -1,4 +1,4 @@
-"""_tasks.py: a save started eagerly runs at once when nothing waits, and as a task otherwise."""
+"""_tasks.py: a save stepped eagerly runs at once when nothing waits, and goes on otherwise."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tornado_mongo_session._tasks import start
+from tornado_mongo_session._tasks import in_background, step
 
 
 async def test_a_coroutine_that_never_waits_is_done_on_return() -> None:
@@ -15,13 +15,8 @@ async def test_a_coroutine_that_never_waits_is_done_on_return() -> None:
     async def save() -> None:
         steps.append("saved")
 
-    future = start(save(), eagerly=True)
-    assert future.done()
+    assert step(save()) is None
     assert steps == ["saved"]
-    lazy = start(save(), eagerly=False)
-    assert not lazy.done()  # a task: it runs on the next turn of the loop
-    await lazy
-    assert steps == ["saved", "saved"]
 
 
 async def test_one_that_waits_goes_on_as_a_task_to_its_end() -> None:
@@ -37,8 +32,11 @@ async def test_one_that_waits_goes_on_as_a_task_to_its_end() -> None:
         steps.append(await later)
 
     await lock.acquire()
-    future = start(save(), eagerly=True)
+    rest = step(save())
+    assert rest is not None
     assert steps == ["began"]
+    future = asyncio.ensure_future(rest)
+    await asyncio.sleep(0)
     assert not future.done()
     lock.release()
     asyncio.get_running_loop().call_later(0.01, later.set_result, "answered")
@@ -46,16 +44,26 @@ async def test_one_that_waits_goes_on_as_a_task_to_its_end() -> None:
     assert steps == ["began", "locked", "answered"]
 
 
-async def test_an_error_after_waiting_reaches_the_future() -> None:
+async def test_an_error_before_waiting_is_raised_at_once() -> None:
+    async def save() -> None:
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        step(save())
+
+
+async def test_an_error_after_waiting_reaches_who_awaits_the_rest() -> None:
     async def save() -> None:
         await asyncio.sleep(0)
         raise ValueError("refused")
 
+    rest = step(save())
+    assert rest is not None
     with pytest.raises(ValueError, match="refused"):
-        await start(save(), eagerly=True)
+        await rest
 
 
-async def test_cancelling_the_future_cancels_the_coroutine_where_it_waits() -> None:
+async def test_cancelling_the_rest_cancels_the_coroutine_where_it_waits() -> None:
     seen: list[str] = []
 
     async def save() -> None:
@@ -65,9 +73,22 @@ async def test_cancelling_the_future_cancels_the_coroutine_where_it_waits() -> N
             seen.append("cancelled inside")
             raise
 
-    future = start(save(), eagerly=True)
+    rest = step(save())
+    assert rest is not None
+    future = asyncio.ensure_future(rest)
     await asyncio.sleep(0)
     future.cancel()
     with pytest.raises(asyncio.CancelledError):
         await future
     assert seen == ["cancelled inside"]
+
+
+async def test_a_background_task_runs_to_its_end() -> None:
+    done = asyncio.Event()
+
+    async def save() -> None:
+        await asyncio.sleep(0)
+        done.set()
+
+    in_background(save())
+    await asyncio.wait_for(done.wait(), 1)

@@ -7,7 +7,7 @@ import types
 from collections.abc import Coroutine, Generator
 from typing import Any
 
-__all__ = ["in_background", "start"]
+__all__ = ["in_background", "step"]
 
 _background: set[asyncio.Future[None]] = set()
 
@@ -19,24 +19,22 @@ def in_background(coro: Coroutine[Any, Any, None]) -> None:
     task.add_done_callback(_background.discard)
 
 
-def start(coro: Coroutine[Any, Any, None], *, eagerly: bool) -> asyncio.Future[None]:
-    """Run ``coro``; return a future of its end.
+def step(coro: Coroutine[Any, Any, None]) -> Coroutine[Any, Any, None] | None:
+    """Run ``coro`` here, now, as far as it goes without waiting, like Python 3.12's eager
+    tasks; ``None`` when it ended, else a coroutine that goes on with it from where it waits
+    (await it, or run it as a task).
 
-    ``eagerly``: step it here, now, as far as it goes without waiting, like Python 3.12's eager
-    tasks. A save to a store that never waits for I/O (memory, cookie) then ends within the call,
+    A save to a store that never waits for I/O (memory, cookie) then ends within the call,
     costing no task and no turn of the event loop. Only for coroutines that wait on nothing but
     plain futures (a lock, a stream write): what remains runs in a task other than the one that
     began it, which primitives bound to the current task (``asyncio.timeout``) would not expect.
+    What ``coro`` raises before it first waits is raised here.
     """
-    if not eagerly:
-        return asyncio.ensure_future(coro)
     try:
         awaiting = coro.send(None)
     except StopIteration:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-    return asyncio.ensure_future(_go_on(coro, awaiting))
+        return None
+    return _go_on(coro, awaiting)
 
 
 async def _go_on(coro: Coroutine[Any, Any, None], awaiting: Any) -> None:

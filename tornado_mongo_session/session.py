@@ -1,89 +1,35 @@
-"""Session: the dict-like object behind ``self.session``, and what it may hold. No I/O.
+"""Session: the dict-like object behind ``self.session``. No I/O.
 
-It holds the data, finds what changed since the store last held it (comparing BSON bytes, so a
-change deep inside a nested value counts), and carries the flags that ask for regenerate or
-invalidate. The save policy turns that into a store call; the session takes the answer in.
+It holds the data and finds what changed since the store last held it (comparing BSON bytes, so
+a change deep inside a nested value counts); what it may hold is ``_values.py``'s rule, its
+identity over its life (regenerate, invalidate, a bound user) ``_lifecycle.py``'s. The save
+policy turns that into a store call; the session takes the answer in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
-
-from bson import ObjectId
+from typing import TYPE_CHECKING, Any
 
 from tornado_mongo_session._bson import copy_value, encode
-from tornado_mongo_session.tokens import new_session_id, session_handle
+from tornado_mongo_session._lifecycle import SessionLifecycle
+from tornado_mongo_session._values import (
+    IMMUTABLE,
+    MAX_NESTING,
+    check_key,
+    check_nested,
+    encode_value,
+)
+from tornado_mongo_session.tokens import new_session_id
 
 if TYPE_CHECKING:
     from tornado_mongo_session.stores import base
 
 __all__ = ["MAX_NESTING", "Session", "check_key", "encode_value"]
 
-MAX_NESTING = 90
-"""How deep a value may nest. MongoDB refuses documents nested more than 100 levels, and the
-session document adds its own levels above each value."""
 
-
-def _misread(key: object) -> str | None:
-    """Why MongoDB would misread ``key`` (as an operator or a path): the rule for every key."""
-    if not isinstance(key, str):
-        return f"must be a str, not {type(key).__name__}"
-    if key.startswith("$"):
-        return "must not start with '$'"
-    if "." in key or "\x00" in key:
-        return "must not contain '.' or NUL"
-    return None
-
-
-def check_key(key: object) -> str:
-    """Return ``key`` if it may name a session value (a non-empty UTF-8 ``str`` that MongoDB
-    would not misread); raise ``ValueError`` naming it if not."""
-    problem = _misread(key)
-    if problem is None and key == "":
-        problem = "must not be empty"
-    if problem is not None:
-        raise ValueError(f"session key {key!r} {problem}")
-    text = cast(str, key)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"session key {key!r} is not valid UTF-8 text") from exc
-    return text
-
-
-def _check_nested(key: str, value: Any, path: str, depth: int = 0) -> None:
-    if depth > MAX_NESTING:
-        raise ValueError(
-            f"session key {key!r}: value nested deeper than {MAX_NESTING} levels (at {path})"
-        )
-    if isinstance(value, Mapping):
-        for inner in value:
-            problem = _misread(inner)
-            if problem is not None:
-                raise ValueError(
-                    f"session key {key!r}: nested key {inner!r} at {path or 'top level'} {problem}"
-                )
-            _check_nested(key, value[inner], f"{path}.{inner}" if path else inner, depth + 1)
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            _check_nested(key, item, f"{path}[{index}]", depth + 1)
-
-
-def encode_value(key: str, value: Any) -> bytes:
-    """Return the BSON bytes of ``{key: value}``; raise ``TypeError`` naming the key if it can't,
-    ``ValueError`` for a nested key MongoDB would misread or nesting past :data:`MAX_NESTING`."""
-    _check_nested(key, value, "")
-    return encode({key: value})
-
-
-# Values that cannot change in place: a handler holding one cannot change the session without
-# assigning, so handing one out needs no snapshot and no copy.
-_IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes, datetime, ObjectId})
-
-
-class Session(MutableMapping[str, Any]):
+class Session(SessionLifecycle, MutableMapping[str, Any]):
     """The session data of one request, with change tracking.
 
     Use it as a dict. Keys are checked on assignment (``ValueError`` naming the key) and values
@@ -103,25 +49,15 @@ class Session(MutableMapping[str, Any]):
     # when the store does not hold it); changes() compares only those keys. Immutable values
     # handed out are not recorded: they can only change by assignment. A loaded value may be
     # shared with the store (MemorySessionStore): it is never changed in place, only copied.
+    # (The identity's slots are SessionLifecycle's.)
     __slots__ = (
-        "_bound",
         "_data",
         "_encoded",
-        "_frozen",
-        "_invalidated",
-        "_regenerated",
-        "_replaced_id",
         "_size_stored",
         "_stored",
         "accessed_at",
-        "created_at",
         "expires_at",
-        "id",
-        "ip",
-        "is_new",
         "rotated_at",
-        "user_agent",
-        "user_id",
     )
 
     def __init__(
@@ -177,7 +113,7 @@ class Session(MutableMapping[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         value = self._data[key]
-        if type(value) in _IMMUTABLE or key in self._stored or self.is_new:
+        if type(value) in IMMUTABLE or key in self._stored or self.is_new:
             return value
         # A stored value handed out for the first time: it may be changed in place, so remember
         # how it is stored, and hand out a copy (the loaded one may be shared with the store).
@@ -212,110 +148,6 @@ class Session(MutableMapping[str, Any]):
         if key not in self._stored and not self.is_new:
             self._stored[key] = encode({key: self._data[key]}) if key in self._data else None
 
-    def regenerate(self, *, keep: Iterable[str] | None = None) -> None:
-        """Give the session a new id and token; the old id dies at save.
-
-        Call it when privileges change (login): it defeats session fixation. The old id and
-        all its tokens stop working as soon as the response is saved. The new session keeps
-        the old one's creation time, so its absolute deadline does not move.
-
-        ``keep``: the keys to carry over (default: all). Carry over only what the user may
-        keep across a privilege change (a cart); never a CSRF token or anything a visitor
-        could have planted before logging in. Raises ``RuntimeError`` once the response's
-        headers were sent (``flush()``): the new cookie could no longer reach the client, and
-        nothing is changed then.
-        """
-        if self._frozen:
-            raise RuntimeError(
-                "session.regenerate() once the response headers are sent (after flush(), or "
-                "on a WebSocket): the new session's cookie could not reach the client. Call it "
-                "before flush(), and not over a WebSocket: do that in an HTTP request. Nothing "
-                "was changed"
-            )
-        if keep is not None:
-            kept = {check_key(key) for key in ([keep] if isinstance(keep, str) else keep)}
-            for key in [key for key in self._data if key not in kept]:
-                del self._data[key]
-        self._renew()
-        self._regenerated = True
-
-    def freeze_id(self) -> None:
-        """Refuse :meth:`regenerate` from now on. The mixin calls it once the response's
-        headers are sent, when a new session's cookie can no longer be set."""
-        self._frozen = True
-
-    def invalidate(self) -> None:
-        """Empty the session and end it: the stored record is deleted, the cookie expired. Data
-        written after this call starts a fresh, anonymous session with a new id."""
-        self._renew()
-        self._data.clear()
-        self._invalidated = True
-        self.user_id = self.ip = self.user_agent = None
-
-    def bind_user(self, user_id: str | None) -> None:
-        """Bind the session to ``user_id`` at login (``None``: unbind); it implies
-        :meth:`regenerate`.
-
-        The id is stored in the session document (indexed), so ``current_user`` costs no
-        query and a store with the capability can list and revoke the user's sessions; the
-        mixin records the client's IP and User-Agent with it (setting ``remember_device``).
-        Raises ``TypeError`` for an id that is not a non-empty ``str`` of at most 1024
-        characters.
-        """
-        if user_id is not None and (
-            not isinstance(user_id, str) or not user_id or len(user_id) > 1024
-        ):
-            raise TypeError(
-                f"bind_user() takes a non-empty str of at most 1024 characters or None, "
-                f"not {type(user_id).__name__} {str(user_id)[:40]!r}"
-            )
-        self.regenerate()
-        self.user_id = user_id
-        self.ip = self.user_agent = None
-        self._bound = user_id is not None
-
-    @property
-    def user_bound(self) -> bool:
-        """True once :meth:`bind_user` bound a user in this request (until it is saved)."""
-        return self._bound
-
-    def record_device(self, ip: str | None, user_agent: str | None) -> None:
-        """Keep the client's IP and User-Agent with the user just bound (the mixin calls it)."""
-        self.ip, self.user_agent = ip, user_agent
-
-    @property
-    def handle(self) -> str:
-        """The session's handle, as :meth:`UserSessionStore.list_user_sessions` shows it: pass
-        it as ``current`` to mark this session, as ``keep`` to log out everywhere else."""
-        return session_handle(self.id)
-
-    def _renew(self) -> None:
-        """Become a new session under a new id, remembering the stored id to retire."""
-        if not self.is_new:
-            for key, value in self._data.items():
-                if key not in self._stored and type(value) not in _IMMUTABLE:
-                    self._data[key] = copy_value(value)  # a new session shares nothing loaded
-            if self._replaced_id is None:
-                self._replaced_id = self.id
-        self.id = new_session_id()
-        self.is_new = True
-        self._stored = {}
-
-    @property
-    def regenerated(self) -> bool:
-        """True once :meth:`regenerate` was called in this request."""
-        return self._regenerated
-
-    @property
-    def invalidated(self) -> bool:
-        """True once :meth:`invalidate` was called in this request."""
-        return self._invalidated
-
-    @property
-    def replaced_id(self) -> str | None:
-        """The stored id that regenerate/invalidate retired in this request, if any."""
-        return self._replaced_id
-
     def changes(self) -> tuple[dict[str, Any], list[str]]:
         """Return ``(changed, removed)``: each new or modified key with its value (every key of a
         new session) and the deleted keys, against what the store holds. Raises ``TypeError``
@@ -331,7 +163,7 @@ class Session(MutableMapping[str, Any]):
                 if key in stored:
                     now = encoded[key] = encode({key: value})
                     if now != stored[key]:
-                        _check_nested(key, value, "")  # only what changed can hold a bad key
+                        check_nested(key, value, "")  # only what changed can hold a bad key
                         changed[key] = value
         self._encoded = encoded
         return changed, [key for key, was in stored.items() if was is not None and key not in data]

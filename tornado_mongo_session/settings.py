@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import difflib
-import os
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["SessionSettings"]
+from tornado_mongo_session._settings_rules import (
+    ENV_PREFIX,
+    check_contradictions,
+    check_cookie_rules,
+    check_environment_names,
+)
 
-_ENV_PREFIX = "TORNADO_SESSION_"
-# How close (difflib's ratio) an unknown variable must be to a setting to be called a typo:
-# IDLE_TIMOUT is 0.96 from IDLE_TIMEOUT; the test suite's TEST_MONGODB_URL is 0.81 from
-# MONGODB_URL and must pass.
-_NEAR = 0.85
+__all__ = ["SessionSettings"]
 
 
 class SessionSettings(BaseSettings):
@@ -36,7 +35,7 @@ class SessionSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix=_ENV_PREFIX,
+        env_prefix=ENV_PREFIX,
         env_file=".env",
         env_file_encoding="utf-8",
         env_parse_none_str="none",
@@ -229,54 +228,11 @@ class SessionSettings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _check_environment_names(cls, values: Any) -> Any:
-        # A misspelled variable would otherwise be ignored in silence (extra="ignore" is
-        # needed: the prefix is shared with other tools, such as the test suite's own).
-        for name in os.environ:
-            upper = name.upper()
-            if not upper.startswith(_ENV_PREFIX):
-                continue
-            field = upper[len(_ENV_PREFIX) :].lower()
-            if field in cls.model_fields:
-                continue
-            near = difflib.get_close_matches(field, cls.model_fields, n=1, cutoff=_NEAR)
-            if near:
-                raise ValueError(
-                    f"environment variable {name} names no setting; did you mean "
-                    f"{_ENV_PREFIX}{near[0].upper()}?"
-                )
+        check_environment_names(cls.model_fields)
         return values
 
     @model_validator(mode="after")
-    def _check_contradictions(self) -> SessionSettings:
-        idle = self.idle_timeout
-        if self.touch_interval >= idle:
-            raise ValueError(
-                f"touch_interval ({self.touch_interval:g} s) must be below idle_timeout "
-                f"({idle:g} s): a session that is only read would expire before its first touch"
-            )
-        if self.token_ttl >= idle:
-            raise ValueError(
-                f"token_ttl ({self.token_ttl:g} s) must be below idle_timeout ({idle:g} s): "
-                "a token would never rotate before its session expires"
-            )
-        if self.write_concern_timeout_ms >= self.socket_timeout_ms:
-            raise ValueError(
-                f"write_concern_timeout_ms ({self.write_concern_timeout_ms}) must be below "
-                f"socket_timeout_ms ({self.socket_timeout_ms}): the socket would time out first "
-                "and the write's outcome would be unknown"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _check_cookie_rules(self) -> SessionSettings:
-        if self.cookie_samesite == "None" and not self.cookie_secure:
-            raise ValueError("cookie_samesite='None' requires cookie_secure=True")
-        if self.cookie_name.startswith("__Host-"):
-            if not self.cookie_secure or self.cookie_path != "/" or self.cookie_domain:
-                raise ValueError(
-                    "cookie_name with the __Host- prefix requires cookie_secure=True, "
-                    "cookie_path='/' and no cookie_domain"
-                )
-        elif self.cookie_name.startswith("__Secure-") and not self.cookie_secure:
-            raise ValueError("cookie_name with the __Secure- prefix requires cookie_secure=True")
+    def _check_across_fields(self) -> SessionSettings:
+        check_contradictions(self)
+        check_cookie_rules(self)
         return self

@@ -1,21 +1,26 @@
-"""DocumentStore: the session document and its updates, for stores that keep one per session.
+"""DocumentStore: load and save for the stores that keep one document per session.
 
-MongoSessionStore and MemorySessionStore differ only in where a document lives; what goes into
-it, how a save becomes one ``$set``/``$unset`` update, and how rotation is a compare-and-set on
-the loaded ``rotated_at`` are decided here once.
+MongoSessionStore and MemorySessionStore differ only in where a document lives; how a cookie
+opens a document, how a save becomes one ``$set``/``$unset`` update, and how rotation is a
+compare-and-set on the loaded ``rotated_at`` are decided here once. What a document holds, and
+the fields each write sets, is the layout of ``_document_layout``.
 """
 
 from __future__ import annotations
 
 import abc
-import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
 
-from tornado_mongo_session.clock import as_utc, utc_now
+from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.errors import SessionEnded
+from tornado_mongo_session.stores._document_layout import (
+    Document,
+    StoredSession,
+    new_document,
+    rotated_fields,
+    update_fields,
+    when_retired,
+)
 from tornado_mongo_session.stores._locks import KeyedLocks
 from tornado_mongo_session.stores.base import (
     NewSession,
@@ -24,72 +29,9 @@ from tornado_mongo_session.stores.base import (
     SessionUpdate,
     UserSession,
 )
-from tornado_mongo_session.tokens import (
-    encode_cookie,
-    hash_token,
-    parse_cookie,
-    session_handle,
-    token_rank,
-)
+from tornado_mongo_session.tokens import encode_cookie, hash_token, parse_cookie, token_rank
 
-__all__ = ["Document", "DocumentStore", "StoredSession"]
-
-Document: TypeAlias = "dict[str, Any]"
-"""A MongoDB document, a query or an update's fields, as PyMongo takes and returns them."""
-
-log = logging.getLogger("tornado_mongo_session.stores")
-
-
-RETIRED_KEPT = 16
-"""How many retired token hashes a document remembers, with when each was retired: a request
-whose token was evicted while it was under way (a slow upload) is still recognised, and the
-reuse of a token retired long before is told from an unknown one (theft), for this many
-rotations after its eviction."""
-
-
-@dataclass(slots=True, kw_only=True)
-class StoredSession:
-    """A session document, read: token hashes newest first, aware UTC times, the data, the
-    retired token hashes (``{h, at}``, newest first; times as stored), and an upper bound of the
-    data's BSON size when the store knows one without encoding it."""
-
-    tokens: Sequence[str]
-    created_at: datetime
-    accessed_at: datetime
-    rotated_at: datetime
-    expires_at: datetime
-    data: dict[str, Any]
-    user_id: str | None = None
-    handle: str | None = None
-    ip: str | None = None
-    user_agent: str | None = None
-    retired: Sequence[Mapping[str, Any]] = ()
-    size: int | None = None
-
-    @classmethod
-    def read(cls, doc: Mapping[str, Any]) -> StoredSession | None:
-        """The session a document holds; ``None``, and a warning, for a malformed one."""
-        try:
-            tokens = doc["tokens"]
-            found = cls(
-                tokens=tokens if isinstance(tokens, list) else [],
-                created_at=as_utc(doc["created_at"]),
-                accessed_at=as_utc(doc["accessed_at"]),
-                rotated_at=as_utc(doc["rotated_at"]),
-                expires_at=as_utc(doc["expires_at"]),
-                data=dict(doc.get("data") or {}),
-                retired=doc.get("retired") or (),
-            )
-            user_id = doc.get("user_id")
-            if user_id is not None:  # only bound sessions pay for the fields of a device
-                found.user_id = str(user_id)
-                found.handle = doc.get("handle")
-                found.ip = doc.get("ip")
-                found.user_agent = doc.get("ua")
-            return found
-        except (KeyError, TypeError, AttributeError, ValueError):
-            log.warning("session document …%s is malformed; treated as absent", doc["_id"][-4:])
-            return None
+__all__ = ["DocumentStore"]
 
 
 class DocumentStore(abc.ABC):
@@ -104,6 +46,11 @@ class DocumentStore(abc.ABC):
     :func:`~tornado_mongo_session.tokens.session_handle`) and, when recorded, ``ip`` and ``ua``
     (the client's at login); an anonymous session holds none of them.
     """
+
+    _serialize_writes = True
+    """Serialize the writes to one session within the process (:class:`KeyedLocks`). A store
+    whose primitives never await (memory) sets it False: each save then runs whole without
+    yielding to the loop, and a lock would guard nothing."""
 
     def __init__(self) -> None:
         self._writing = KeyedLocks()
@@ -154,7 +101,7 @@ class DocumentStore(abc.ABC):
         rank = token_rank(token_hash, found.tokens)
         retired_at = None
         if rank is None:
-            retired_at = _retired_at(token_hash, found.retired)
+            retired_at = when_retired(token_hash, found.retired)
             if retired_at is None:
                 return None
         record = SessionRecord(
@@ -179,6 +126,8 @@ class DocumentStore(abc.ABC):
     async def save(self, request: NewSession | SessionUpdate) -> SaveResult:
         if isinstance(request, NewSession):
             return await self._insert(request)
+        if not self._serialize_writes:
+            return await self._update(request)
         async with self._writing.hold(request.session_id):
             return await self._update(request)
 
@@ -228,32 +177,13 @@ class DocumentStore(abc.ABC):
     # -- the steps ---------------------------------------------------------------------------
 
     async def _insert(self, new: NewSession) -> SaveResult:
-        doc: dict[str, Any] = {
-            "_id": new.session_id,
-            "tokens": [hash_token(new.token)],
-            "created_at": new.created_at,
-            "accessed_at": new.now,
-            "rotated_at": new.now,
-            "expires_at": new.expires_at,
-            "data": dict(new.data),
-        }
-        if new.user_id is not None:
-            doc["user_id"] = new.user_id
-            doc["handle"] = session_handle(new.session_id)
-            if new.ip is not None:
-                doc["ip"] = new.ip
-            if new.user_agent is not None:
-                doc["ua"] = new.user_agent
-        await self._insert_document(doc)
+        await self._insert_document(new_document(new))
         cookie = encode_cookie(new.session_id, new.token)
         return SaveResult(session_id=new.session_id, cookie_value=cookie, rotated=True)
 
     async def _update(self, update: SessionUpdate) -> SaveResult:
         loaded = update.loaded
-        fields: dict[str, Any] = {f"data.{k}": v for k, v in update.changed.items()}
-        fields["expires_at"] = update.expires_at
-        fields["accessed_at"] = update.now
-        removed = [f"data.{k}" for k in update.removed]
+        fields, removed = update_fields(update)
         unrotated = SaveResult(session_id=loaded.id)
         rotation = update.rotation
         if rotation is None:
@@ -261,17 +191,7 @@ class DocumentStore(abc.ABC):
                 _ended(loaded, update)
             return unrotated
 
-        keep = max(1, rotation.keep)
-        rotated: Document = {
-            **fields,
-            "tokens": [hash_token(rotation.token), *loaded.token_hashes][:keep],
-            "rotated_at": update.now,
-        }
-        evicted = loaded.token_hashes[keep - 1 :]
-        if evicted:
-            # Set whole, like the tokens: the compare-and-set makes the loaded list current.
-            entries = [{"h": h, "at": update.now} for h in evicted]
-            rotated["retired"] = [*entries, *loaded.retired][:RETIRED_KEPT]
+        rotated = rotated_fields(fields, loaded, rotation, update.now)
         # Compare-and-set: only the request that loaded the current rotated_at may rotate.
         query = {"_id": loaded.id, "rotated_at": loaded.rotated_at}
         if await self._update_document(query, rotated, removed):
@@ -291,18 +211,6 @@ def _user(user_id: object) -> str:
     if not isinstance(user_id, str) or not user_id:
         raise TypeError(f"user_id must be a non-empty str, not {user_id!r}")
     return user_id
-
-
-def _retired_at(token_hash: str, retired: Sequence[Mapping[str, Any]]) -> datetime | None:
-    """When ``token_hash`` was retired, per the document's ``retired`` entries; ``None`` if it
-    is not among them. Every entry is compared in constant time."""
-    rank = token_rank(token_hash, [entry.get("h") for entry in retired])
-    if rank is None:
-        return None
-    try:
-        return as_utc(retired[rank]["at"])
-    except (KeyError, TypeError, AttributeError, ValueError):
-        return None
 
 
 def _ended(loaded: SessionRecord, update: SessionUpdate) -> None:

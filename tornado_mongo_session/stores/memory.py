@@ -27,7 +27,8 @@ from typing import Any
 from tornado_mongo_session._bson import copy_value, decode, encode_for_store
 from tornado_mongo_session.clock import as_utc, utc_now
 from tornado_mongo_session.errors import SessionDataError, SessionStoreError
-from tornado_mongo_session.stores._document import Document, DocumentStore, StoredSession
+from tornado_mongo_session.stores._document import DocumentStore
+from tornado_mongo_session.stores._document_layout import Document, StoredSession
 from tornado_mongo_session.stores.base import SessionRecord
 
 __all__ = ["MemorySessionStore"]
@@ -63,6 +64,7 @@ class MemorySessionStore(DocumentStore):
 
     waits_for_io = False
     """Its methods never wait for I/O: the mixin saves within ``finish()``, without a task."""
+    _serialize_writes = False  # each save runs whole without yielding: nothing to lock
 
     def __init__(
         self, *, max_sessions: int = 10000, clock: Callable[[], datetime] | None = None

@@ -8,105 +8,34 @@ and aggregate). Requests use only what MongoDB >= 5.0 and FerretDB 1.24 both do;
 
 Whatever the application's client says, the store reads from the primary and writes with its own
 write concern (``majority`` by default): see :class:`MongoSessionStore` and docs/deployment.md.
+
+This module is the store and its request path; the commands' line to the server is
+``_mongo_commands``, the indexes ``_mongo_indexes``, maintenance ``_mongo_maintenance``, the
+queries on a user's sessions ``_mongo_users``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from bson.errors import InvalidDocument
-from pymongo import ASCENDING, IndexModel, ReadPreference
-from pymongo.errors import (
-    ConnectionFailure,
-    DocumentTooLarge,
-    DuplicateKeyError,
-    ExecutionTimeout,
-    OperationFailure,
-    PyMongoError,
-    WriteConcernError,
-    WTimeoutError,
-)
-from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from tornado_mongo_session._bson import FERRETDB1_REFUSED, check_refused
+from tornado_mongo_session._bson import check_refused
 from tornado_mongo_session.clock import utc_now
-from tornado_mongo_session.errors import (
-    SessionConfigError,
-    SessionDataError,
-    SessionStoreError,
-    SessionStoreUnavailable,
-)
-from tornado_mongo_session.stores._document import Document, DocumentStore, StoredSession
-from tornado_mongo_session.stores._outage import OutageGate
-from tornado_mongo_session.stores._stats import SessionStats, read_stats, stats_pipeline
+from tornado_mongo_session.stores import _mongo_maintenance, _mongo_users
+from tornado_mongo_session.stores._document import DocumentStore
+from tornado_mongo_session.stores._document_layout import Document, StoredSession
+from tornado_mongo_session.stores._mongo_commands import MongoCommands
+from tornado_mongo_session.stores._mongo_indexes import TTL_INDEX, USER_INDEXES, IndexMaker
+from tornado_mongo_session.stores._stats import SessionStats
 from tornado_mongo_session.stores.base import SessionRecord
 
 if TYPE_CHECKING:
     from tornado_mongo_session.settings import SessionSettings
 
 __all__ = ["MongoSessionStore"]
-
-log = logging.getLogger("tornado_mongo_session.mongo")
-
-_T = TypeVar("_T")
-_UNAVAILABLE = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
-# The same as SessionSettings' write_concern and write_concern_timeout_ms defaults.
-_DEFAULT_W = "majority"
-_DEFAULT_WTIMEOUT_MS = 5000
-
-
-@dataclass(frozen=True)
-class _Indexes:
-    """Indexes made together, in one command: what they are called in the log, what goes
-    without them."""
-
-    name: str
-    models: tuple[IndexModel, ...]
-    without: str
-
-
-_TTL_INDEX = _Indexes(
-    "TTL index on expires_at",
-    (IndexModel("expires_at", expireAfterSeconds=0, name="expires_at_ttl"),),
-    "expired sessions are never loaded, but call purge_expired() to delete them",
-)
-_USER_INDEXES = _Indexes(
-    "user indexes on user_id and handle",
-    # Sparse: only the sessions bound to a user are in them; anonymous ones cost nothing.
-    (
-        IndexModel([("user_id", ASCENDING)], sparse=True, name="user_id"),
-        IndexModel([("handle", ASCENDING)], sparse=True, name="handle"),
-    ),
-    "listing and revoking a user's sessions scans the collection",
-)
-
-
-def _pinned(collection: Any, write_concern: WriteConcern) -> Any:
-    """``collection`` as the store must use it, whatever its client's defaults.
-
-    Reads go to the primary: a secondary may not have applied the last rotation yet, and a
-    session read from it would find the client's new token unknown (a logout) or an invalidated
-    session alive. The read concern is the server's default (``local`` on a primary; "available"
-    on a sharded cluster could return a migrating chunk's stale copy). Raises
-    :class:`SessionConfigError` for an unacknowledged write concern (``w=0``).
-    """
-    if not write_concern.acknowledged:
-        raise SessionConfigError(
-            f"MongoSessionStore needs acknowledged writes, not write_concern="
-            f"{write_concern.document!r}: a rotation is a compare-and-set that reads its result"
-        )
-    return collection.with_options(
-        read_preference=ReadPreference.PRIMARY,
-        read_concern=ReadConcern(),
-        write_concern=write_concern,
-    )
 
 
 class MongoSessionStore(DocumentStore):
@@ -149,16 +78,10 @@ class MongoSessionStore(DocumentStore):
         self, collection: Any, *, client: Any = None, write_concern: WriteConcern | None = None
     ) -> None:
         super().__init__()
-        if write_concern is None:
-            write_concern = WriteConcern(_DEFAULT_W, wtimeout=_DEFAULT_WTIMEOUT_MS)
-        self.collection = _pinned(collection, write_concern)
+        self._commands = MongoCommands(collection, write_concern)
+        self.collection = self._commands.collection
         self._client = client
-        self._indexes_done: set[str] = set()
-        self._indexes_lock: asyncio.Lock | None = None
-        self._outage = OutageGate(self._ping)
-        # What the server refuses to store, from its buildInfo: asked once, before the first
-        # write (None: not asked yet). () for MongoDB and FerretDB 2, which store every value.
-        self._refused: tuple[type, ...] | None = None
+        self._indexes = IndexMaker(self._commands)
 
     @classmethod
     def from_settings(cls, settings: SessionSettings) -> MongoSessionStore:
@@ -189,7 +112,7 @@ class MongoSessionStore(DocumentStore):
     async def close(self) -> None:
         """Close the client this store created (from_settings; a given collection's client is
         the caller's), and stop probing an unreachable server."""
-        self._outage.close()
+        self._commands.outage.close()
         if self._client is not None:
             result = self._client.close()
             if asyncio.iscoroutine(result):
@@ -198,9 +121,9 @@ class MongoSessionStore(DocumentStore):
     # -- the SessionStore protocol (load and save: DocumentStore) -----------------------------
 
     async def delete(self, record: SessionRecord) -> None:
-        await self._call("delete", lambda: self.collection.delete_one({"_id": record.id}))
+        await self._commands.call("delete", lambda: self.collection.delete_one({"_id": record.id}))
 
-    # -- maintenance -------------------------------------------------------------------------
+    # -- maintenance (_mongo_indexes, _mongo_maintenance) ------------------------------------
 
     async def ensure_indexes(self) -> None:
         """Create the store's indexes, where the server allows; idempotent.
@@ -214,57 +137,16 @@ class MongoSessionStore(DocumentStore):
         ``expires_at``: call :meth:`purge_expired` now and then to reclaim space. Raises
         :class:`SessionStoreUnavailable` when the server can't be reached.
         """
-        await self._ensure(_TTL_INDEX)
-        await self._ensure(_USER_INDEXES)
-
-    async def _ensure(self, indexes: _Indexes) -> None:
-        """Create ``indexes`` (one command) unless that was done or refused already."""
-        if indexes.name in self._indexes_done:
-            return
-        if self._indexes_lock is None:
-            self._indexes_lock = asyncio.Lock()
-        async with self._indexes_lock:
-            if indexes.name in self._indexes_done:
-                return
-            self._outage.check("createIndexes")
-            try:
-                await self.collection.create_indexes(list(indexes.models))
-            except OperationFailure as exc:
-                # Whatever the refusal (NotImplemented on FerretDB, Unauthorized without the
-                # privilege, a conflicting index someone made by hand), sessions work without
-                # the index: say so once and never ask again.
-                log.warning(
-                    "the server refused the %s of collection %s (%s, code %s); %s",
-                    indexes.name,
-                    self.collection.name,
-                    exc.details.get("errmsg", exc) if exc.details else exc,
-                    exc.code,
-                    indexes.without,
-                )
-            except _UNAVAILABLE as exc:
-                if isinstance(exc, ConnectionFailure):
-                    self._outage.tripped(exc)
-                raise SessionStoreUnavailable(f"session store unreachable: {exc}") from exc
-            except PyMongoError as exc:
-                raise SessionStoreError(f"creating the {indexes.name} failed: {exc}") from exc
-            self._indexes_done.add(indexes.name)
+        await self._indexes.ensure(TTL_INDEX)
+        await self._indexes.ensure(USER_INDEXES)
 
     async def purge_expired(self, *, now: datetime | None = None) -> int:
         """Delete every session whose deadline has passed; return how many were deleted."""
-        deadline = now or utc_now()
-        result = await self._call(
-            "purge", lambda: self.collection.delete_many({"expires_at": {"$lte": deadline}})
-        )
-        return int(result.deleted_count)
+        return await _mongo_maintenance.purge_expired(self._commands, now or utc_now())
 
     async def count_expired(self, *, now: datetime | None = None) -> int:
         """How many stored sessions are dead at ``now`` (default: the current time)."""
-        deadline = now or utc_now()
-        return int(
-            await self._call(
-                "count", lambda: self.collection.count_documents({"expires_at": {"$lte": deadline}})
-            )
-        )
+        return await _mongo_maintenance.count_expired(self._commands, now or utc_now())
 
     async def purge_expired_batch(self, *, now: datetime, limit: int) -> int:
         """Delete at most ``limit`` sessions dead at ``now``; return how many were deleted.
@@ -273,17 +155,7 @@ class MongoSessionStore(DocumentStore):
         millions can run in small steps beside the application's traffic: call it until it
         returns 0, with the same ``now``.
         """
-        dead = {"expires_at": {"$lte": now}}
-        found = await self._call(
-            "purge", lambda: self.collection.find(dead, {"_id": 1}, limit=limit).to_list(None)
-        )
-        if not found:
-            return 0
-        ids = [doc["_id"] for doc in found]
-        result = await self._call(
-            "purge", lambda: self.collection.delete_many({"_id": {"$in": ids}, **dead})
-        )
-        return int(result.deleted_count)
+        return await _mongo_maintenance.purge_expired_batch(self._commands, now, limit)
 
     async def stats(self, *, now: datetime | None = None, limit: int | None = None) -> SessionStats:
         """Live sessions, bound users, and their age and size distribution (see
@@ -292,62 +164,37 @@ class MongoSessionStore(DocumentStore):
         Two commands: a ``count`` of the live sessions and one ``aggregate`` that reads every
         live session on the server (at most ``limit`` of them) and returns only the summary.
         """
-        at = now or utc_now()
-        live = {"expires_at": {"$gt": at}}
-        count = await self._call("stats", lambda: self.collection.count_documents(live))
-        answer = await self._call(
-            "stats", lambda: _aggregate(self.collection, stats_pipeline(at, limit))
-        )
-        return read_stats(answer[0] if answer else {}, at=at, live=int(count))
+        return await _mongo_maintenance.stats(self._commands, now or utc_now(), limit)
 
-    # -- internals ---------------------------------------------------------------------------
+    # -- DocumentStore's primitives ----------------------------------------------------------
 
     async def _find(self, session_id: str) -> StoredSession | None:
-        doc: dict[str, Any] | None = await self._call(
+        doc: dict[str, Any] | None = await self._commands.call(
             "find", lambda: self.collection.find_one({"_id": session_id})
         )
         return None if doc is None else StoredSession.read(doc)
 
     async def _bound_sessions(self, user_id: str, now: datetime) -> list[StoredSession]:
-        query = {"user_id": user_id, "expires_at": {"$gt": now}}
-
-        async def find() -> list[dict[str, Any]]:
-            cursor = self.collection.find(query, projection={"data": 0, "tokens": 0})
-            docs: list[dict[str, Any]] = await cursor.to_list(length=None)
-            return docs
-
-        docs = await self._call("find", find)
-        found = (StoredSession.read({**doc, "tokens": []}) for doc in docs)
-        return [stored for stored in found if stored is not None]
+        return await _mongo_users.bound_sessions(self._commands, user_id, now)
 
     async def _delete_bound(
         self, *, user_id: str | None, handle: str | None, keep: str | None
     ) -> int:
-        query: dict[str, Any] = {}
-        if user_id is not None:
-            query["user_id"] = user_id
-        if handle is not None:
-            query["handle"] = handle
-        elif keep is not None:
-            query["handle"] = {"$ne": keep}
-        result = await self._call("revoke", lambda: self.collection.delete_many(query))
-        return int(result.deleted_count)
+        return await _mongo_users.delete_bound(
+            self._commands, user_id=user_id, handle=handle, keep=keep
+        )
 
     async def _insert_document(self, doc: Document) -> None:
-        refused = self._refused
-        if refused is None:
-            refused = await self._detect_refused()
+        refused = await self._commands.refused_types()
         if refused:
             check_refused(doc["data"], refused)
-        await self._ensure(_TTL_INDEX)
+        await self._indexes.ensure(TTL_INDEX)
         if "user_id" in doc:
-            await self._ensure(_USER_INDEXES)
-        await self._call("insert", lambda: self.collection.insert_one(doc))
+            await self._indexes.ensure(USER_INDEXES)
+        await self._commands.call("insert", lambda: self.collection.insert_one(doc))
 
     async def _update_document(self, query: Document, fields: Document, removed: list[str]) -> bool:
-        refused = self._refused
-        if refused is None:
-            refused = await self._detect_refused()
+        refused = await self._commands.refused_types()
         if refused:
             check_refused({k[5:]: v for k, v in fields.items() if k.startswith("data.")}, refused)
         update: Document = {}
@@ -355,62 +202,7 @@ class MongoSessionStore(DocumentStore):
             update["$set"] = fields
         if removed:
             update["$unset"] = dict.fromkeys(removed, "")
-        result = await self._call("update", lambda: self.collection.update_one(query, update))
-        return bool(result.matched_count)
-
-    async def _detect_refused(self) -> tuple[type, ...]:
-        """The value types the server refuses (NaN is checked with them), from ``buildInfo``,
-        asked once per store. FerretDB 1.x drops the connection over them, failing other
-        users' requests too: those values are refused before they are sent (TypeError naming
-        the key). A server that will not say is taken to store everything, as MongoDB does."""
-        try:
-            info = await self._call(
-                "buildInfo", lambda: self.collection.database.command("buildInfo")
-            )
-        except SessionStoreUnavailable:
-            raise
-        except SessionStoreError:
-            info = {}
-        ferretdb = info.get("ferretdb")
-        version = info.get("ferretdbVersion") or (
-            ferretdb.get("version") if isinstance(ferretdb, dict) else None
+        result = await self._commands.call(
+            "update", lambda: self.collection.update_one(query, update)
         )
-        old = isinstance(version, str) and version.lstrip("v").startswith("1.")
-        self._refused = FERRETDB1_REFUSED if old else ()
-        return self._refused
-
-    async def _ping(self) -> None:
-        await self.collection.database.command("ping")
-
-    async def _call(self, what: str, operation: Callable[[], Awaitable[_T]]) -> _T:
-        self._outage.check(what)  # known down: fail now, not after the selection timeout
-        try:
-            return await operation()
-        except WriteConcernError as exc:
-            # Sent, maybe applied, not confirmed by enough members in time (WTimeoutError is one).
-            raise SessionStoreUnavailable(
-                f"session store did not confirm the {what} with write concern "
-                f"{self.collection.write_concern.document}; the write may have been applied: {exc}"
-            ) from exc
-        except _UNAVAILABLE as exc:
-            if isinstance(exc, ConnectionFailure):
-                self._outage.tripped(exc)
-            raise SessionStoreUnavailable(
-                f"session store unreachable during {what}: {exc}"
-            ) from exc
-        except (DocumentTooLarge, InvalidDocument) as exc:
-            raise SessionDataError(f"session data refused during {what}: {exc}") from exc
-        except DuplicateKeyError as exc:
-            raise SessionStoreError(f"session id collision during {what}") from exc
-        except PyMongoError as exc:
-            raise SessionStoreError(f"session store failed during {what}: {exc}") from exc
-
-
-async def _aggregate(collection: Any, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every document ``pipeline`` yields: PyMongo's ``aggregate`` is a coroutine that gives a
-    cursor, Motor's gives the cursor at once."""
-    cursor = collection.aggregate(pipeline)
-    if inspect.isawaitable(cursor):
-        cursor = await cursor
-    found: list[dict[str, Any]] = await cursor.to_list(None)
-    return found
+        return bool(result.matched_count)

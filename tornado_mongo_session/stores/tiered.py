@@ -21,18 +21,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from tornado_mongo_session.errors import SessionConfigError, SessionTooLarge
-from tornado_mongo_session.stores.base import (
-    NewSession,
-    SaveResult,
-    SessionRecord,
-    SessionStore,
-    SessionUpdate,
-    UserSession,
-    UserSessionStore,
-)
+from tornado_mongo_session.stores.base import NewSession, SessionUpdate, UserSessionStore
 from tornado_mongo_session.stores.cookie import CookieSessionStore
+
+if TYPE_CHECKING:  # in annotations only
+    from tornado_mongo_session.stores.base import (
+        SaveResult,
+        SessionRecord,
+        SessionStore,
+        UserSession,
+    )
 
 __all__ = ["TieredSessionStore"]
 
