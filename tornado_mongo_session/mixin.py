@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Generator
 from typing import Any
 
 import tornado.iostream
@@ -33,8 +34,22 @@ from tornado_mongo_session._tasks import in_background, step
 from tornado_mongo_session.errors import SessionDataError, SessionEnded
 from tornado_mongo_session.policy import SaveContext, SavePlan, plan_after_error, plan_save
 from tornado_mongo_session.session import Session
+from tornado_mongo_session.stores.base import SessionStore
 
 __all__ = ["SessionMixin"]
+
+
+class _Done:
+    """An awaitable that is already done: what ``prepare`` returns when it loads nothing, so
+    that ``await super().prepare()`` still works, at the cost of no coroutine."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        yield from ()
+
+
+_DONE = _Done()
 
 log = logging.getLogger("tornado_mongo_session")
 
@@ -92,8 +107,8 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
             self._session = session
         return session
 
-    async def prepare(self) -> None:
-        """Load the session named by the request's cookie, if there is one.
+    def prepare(self) -> Awaitable[None]:
+        """Load the session named by the request's cookie, if there is one; await the result.
 
         A store failure is logged here and raised (503, or 500) only when the handler touches
         ``self.session``: handlers that never use the session are unaffected by an outage.
@@ -107,10 +122,16 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
             headers = self.request.headers.get_list("Cookie")
             cookies = cookie_values("; ".join(headers), config.cookie_name) if headers else None
             if cookies:
-                await self._load_session(store, cookies)
-                record = self._session_record
-                if record is not None and record.user_id is not None and self._loads_user():
-                    self.current_user = await self.load_current_user(record.user_id)
+                return self._prepare_loaded(store, cookies)
+        # Nothing to load: no coroutine to create and run (a request without the cookie).
+        parent = super().prepare()
+        return _DONE if parent is None else parent
+
+    async def _prepare_loaded(self, store: SessionStore, cookies: list[str]) -> None:
+        await self._load_session(store, cookies)
+        record = self._session_record
+        if record is not None and record.user_id is not None and self._loads_user():
+            self.current_user = await self.load_current_user(record.user_id)
         parent = super().prepare()
         if parent is not None:
             await parent
@@ -202,8 +223,9 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
             if plan.before_response or config.settings.write_mode == "before_response":
                 if chunk is not None:
                     self.write(chunk)
-                save = self._save(plan, True)
-                if not getattr(config.store_for(type(self)), "waits_for_io", True):
+                store = config.store_for(type(self))
+                save = self._save(plan, True, store)
+                if not getattr(store, "waits_for_io", True):
                     # A store that never waits saves here and now (see _tasks.step), and the
                     # response goes out as a plain one does: no task, no turn of the loop.
                     rest = step(save)
@@ -223,8 +245,9 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
         plan = self._session_deferred
         if plan is not None:
             self._session_deferred = None
-            save = self._save(plan, False)
-            if getattr(self._session_config.store_for(type(self)), "waits_for_io", True):
+            store = self._session_config.store_for(type(self))
+            save = self._save(plan, False, store)
+            if getattr(store, "waits_for_io", True):
                 in_background(save)
             else:  # a store that never waits: no task (see _tasks.step)
                 rest = step(save)

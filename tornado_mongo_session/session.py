@@ -163,7 +163,8 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
                 if key in stored:
                     now = encoded[key] = encode({key: value})
                     if now != stored[key]:
-                        check_nested(key, value, "")  # only what changed can hold a bad key
+                        if type(value) not in IMMUTABLE:  # only a container holds keys
+                            check_nested(key, value, "")  # only what changed can hold a bad key
                         changed[key] = value
         self._encoded = encoded
         return changed, [key for key, was in stored.items() if was is not None and key not in data]
