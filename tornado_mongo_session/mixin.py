@@ -31,10 +31,10 @@ from tornado_mongo_session._response import vary_on_cookie
 from tornado_mongo_session._saving import SessionSaving
 from tornado_mongo_session._socket import SessionSocket
 from tornado_mongo_session._tasks import in_background, step
+from tornado_mongo_session.config import SessionConfig
 from tornado_mongo_session.errors import SessionDataError, SessionEnded
 from tornado_mongo_session.policy import SaveContext, SavePlan, plan_after_error, plan_save
 from tornado_mongo_session.session import Session
-from tornado_mongo_session.stores.base import SessionStore
 
 __all__ = ["SessionMixin"]
 
@@ -122,33 +122,12 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
             headers = self.request.headers.get_list("Cookie")
             cookies = cookie_values("; ".join(headers), config.cookie_name) if headers else None
             if cookies:
-                return self._prepare_loaded(store, cookies)
+                return self._prepare_loaded(config, store, cookies)
         # Nothing to load: no coroutine to create and run (a request without the cookie).
         parent = super().prepare()
         return _DONE if parent is None else parent
 
-    async def _prepare_loaded(self, store: SessionStore, cookies: list[str]) -> None:
-        await self._load_session(store, cookies)
-        record = self._session_record
-        if record is not None and record.user_id is not None and self._loads_user():
-            self.current_user = await self.load_current_user(record.user_id)
-        parent = super().prepare()
-        if parent is not None:
-            await parent
-
     # -- users -------------------------------------------------------------------------------
-
-    async def load_current_user(self, user_id: str) -> Any:
-        """Override to turn the session's user id into ``current_user`` (a database lookup,
-        say); ``prepare`` awaits it once per request whose session has a user bound, after the
-        session is loaded. Return ``None`` for a user who no longer exists: then
-        ``@authenticated`` sends the request to ``login_url``. Not overridden, nothing is
-        awaited and ``current_user`` is the user id itself.
-        """
-        return user_id
-
-    def _loads_user(self) -> bool:
-        return type(self).load_current_user is not SessionMixin.load_current_user
 
     def get_current_user(self) -> Any:
         """What a ``get_current_user`` further along the bases returns (an application's own,
@@ -207,7 +186,7 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
             config = self._session_config
             if self.get_status() < 500:
                 try:
-                    plan = self._session_plan()
+                    plan = self._session_plan(config)
                 except (SessionDataError, SessionEnded, TypeError, ValueError) as exc:
                     self._session_failure_response(exc)  # nothing was written
                     return super().finish()
@@ -255,10 +234,9 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
                     in_background(rest)
         super().on_finish()
 
-    def _session_plan(self) -> SavePlan | None:
+    def _session_plan(self, config: SessionConfig) -> SavePlan | None:
         """What this request must write (the pure policy), the device recorded first for a
         session bound to a user."""
-        config = self._session_config
         session = self._session
         if session is not None and session.user_bound and config.settings.remember_device:
             user_agent = self.request.headers.get("User-Agent")

@@ -93,22 +93,21 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
     @classmethod
     def from_record(cls, record: base.SessionRecord) -> Session:
         """The session a store loaded; it takes the record's data dict as its own."""
-        session = cls(
-            session_id=record.id,
-            is_new=False,
-            created_at=record.created_at,
-            rotated_at=record.rotated_at,
-            accessed_at=record.accessed_at,
-            expires_at=record.expires_at,
+        # Not through __init__: on every request that reads its session, each field set once.
+        session = cls.__new__(cls)
+        session.id, session.is_new = record.id, False
+        session.created_at, session.rotated_at = record.created_at, record.rotated_at
+        session.accessed_at, session.expires_at = record.accessed_at, record.expires_at
+        session.user_id, session.ip, session.user_agent = (
+            record.user_id,
+            record.ip,
+            record.user_agent,
         )
         session._data = record.data  # a load's own dict: no copy needed
+        session._stored, session._encoded = {}, None
         session._size_stored = record.size
-        if record.user_id is not None:
-            session.user_id, session.ip, session.user_agent = (
-                record.user_id,
-                record.ip,
-                record.user_agent,
-            )
+        session._bound = session._regenerated = session._invalidated = session._frozen = False
+        session._replaced_id = None
         return session
 
     def __getitem__(self, key: str) -> Any:
@@ -120,6 +119,12 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
         self._stored[key] = encode({key: value})
         value = self._data[key] = copy_value(value)
         return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``session[key]`` if the key is there, else ``default`` (as a dict's)."""
+        if key in self._data:
+            return self[key]
+        return default
 
     def __setitem__(self, key: str, value: Any) -> None:
         check_key(key)
