@@ -53,6 +53,7 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
     __slots__ = (
         "_data",
         "_encoded",
+        "_fresh",
         "_size_stored",
         "_stored",
         "accessed_at",
@@ -84,6 +85,7 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
         self._data: dict[str, Any] = dict(data or {})
         self._stored: dict[str, bytes | None] = {}
         self._encoded: dict[str, bytes] | None = None
+        self._fresh: dict[str, bytes] = {}  # the encoding of each immutable value assigned
         self._replaced_id: str | None = None
         self._size_stored: int | None = None  # an upper bound, when the store knew one
         self._regenerated = False
@@ -104,7 +106,7 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
             record.user_agent,
         )
         session._data = record.data  # a load's own dict: no copy needed
-        session._stored, session._encoded = {}, None
+        session._stored, session._encoded, session._fresh = {}, None, {}
         session._size_stored = record.size
         session._bound = session._regenerated = session._invalidated = session._frozen = False
         session._replaced_id = None
@@ -128,13 +130,18 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         check_key(key)
-        encode_value(key, value)
+        raw = encode_value(key, value)
         self._remember(key)
         self._data[key] = value
+        if type(value) in IMMUTABLE:  # its encoding cannot change: changes() reuses it
+            self._fresh[key] = raw
+        else:
+            self._fresh.pop(key, None)
 
     def __delitem__(self, key: str) -> None:
         self._remember(key)
         del self._data[key]
+        self._fresh.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._data)
@@ -157,16 +164,18 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
         """Return ``(changed, removed)``: each new or modified key with its value (every key of a
         new session) and the deleted keys, against what the store holds. Raises ``TypeError``
         or ``ValueError`` naming the key if a value changed in place can't be stored."""
-        data, stored = self._data, self._stored
+        data, stored, fresh = self._data, self._stored, self._fresh
         if self.is_new:
-            self._encoded = {key: encode_value(key, value) for key, value in data.items()}
+            self._encoded = {
+                key: fresh.get(key) or encode_value(key, value) for key, value in data.items()
+            }
             return dict(data), []
         changed: dict[str, Any] = {}
         encoded: dict[str, bytes] = {}
         if stored:
             for key, value in data.items():
                 if key in stored:
-                    now = encoded[key] = encode({key: value})
+                    now = encoded[key] = fresh.get(key) or encode({key: value})
                     if now != stored[key]:
                         if type(value) not in IMMUTABLE:  # only a container holds keys
                             check_nested(key, value, "")  # only what changed can hold a bad key
