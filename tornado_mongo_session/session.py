@@ -172,16 +172,22 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
             return dict(data), []
         changed: dict[str, Any] = {}
         encoded: dict[str, bytes] = {}
-        if stored:
-            for key, value in data.items():
-                if key in stored:
-                    now = encoded[key] = fresh.get(key) or encode({key: value})
-                    if now != stored[key]:
-                        if type(value) not in IMMUTABLE:  # only a container holds keys
-                            check_nested(key, value, "")  # only what changed can hold a bad key
-                        changed[key] = value
+        if not stored:  # nothing assigned, deleted or handed out: nothing can have changed
+            self._encoded = encoded
+            return changed, []
+        removed: list[str] = []
+        for key, was in stored.items():  # only these keys can have changed
+            if key in data:
+                value = data[key]
+                now = encoded[key] = fresh.get(key) or encode({key: value})
+                if now != was:
+                    if type(value) not in IMMUTABLE:  # only a container holds keys
+                        check_nested(key, value, "")  # only what changed can hold a bad key
+                    changed[key] = value
+            elif was is not None:
+                removed.append(key)
         self._encoded = encoded
-        return changed, [key for key, was in stored.items() if was is not None and key not in data]
+        return changed, removed
 
     def encoded_size(self) -> int:
         """Return the BSON size of all the data, as a save would write it."""
