@@ -260,13 +260,12 @@ class DocumentStore(abc.ABC):
         fields: dict[str, Any] = {f"data.{k}": v for k, v in update.changed.items()}
         fields["expires_at"] = update.expires_at
         fields["accessed_at"] = update.now
-        removed = [f"data.{k}" for k in update.removed]
-        unrotated = SaveResult(session_id=loaded.id)
+        removed = [f"data.{k}" for k in update.removed] if update.removed else []
         rotation = update.rotation
         if rotation is None:
             if not await self._update_document({"_id": loaded.id}, fields, removed):
                 _ended(loaded, update)
-            return unrotated
+            return SaveResult(session_id=loaded.id)
 
         keep = max(1, rotation.keep)
         rotated: Document = {
@@ -290,7 +289,7 @@ class DocumentStore(abc.ABC):
             {"_id": loaded.id}, fields, removed
         ):
             _ended(loaded, update)
-        return unrotated
+        return SaveResult(session_id=loaded.id)
 
 
 def _user(user_id: object) -> str:
