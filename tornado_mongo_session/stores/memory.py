@@ -187,7 +187,8 @@ class MemorySessionStore(DocumentStore):
             else:
                 updates[path] = value
         if changed or removed:
-            data, size = apply_delta(held.data, held.size, changed, [path[5:] for path in removed])
+            unset = [path[5:] for path in removed] if removed else []
+            data, size = apply_delta(held.data, held.size, changed, unset)
             if size >= NEAR_LIMIT:
                 check_size({**_document(session_id, held, data={}), **updates}, size, "update")
             updates["data"], updates["size"] = data, size
