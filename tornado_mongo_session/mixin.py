@@ -67,8 +67,8 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
     docs/observability.md).
 
     A handler that overrides ``prepare`` must ``await super().prepare()`` first; one that
-    overrides ``finish`` or ``on_finish`` must call the parent's. Set ``session_autoload =
-    False`` on a handler class to skip loading the session for it (zero store commands).
+    overrides ``finish`` must call the parent's. Set ``session_autoload = False`` on a handler
+    class to skip loading the session for it (zero store commands).
 
     Users (docs/integration.md): ``self.session.bind_user(user_id)`` at login; then
     ``self.current_user`` is the session's ``user_id`` (no query: it is in the document the
@@ -162,9 +162,9 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
 
         What to save is decided here, synchronously; nothing to write finishes at once. The
         save runs before anything is sent, unless ``write_mode="after_response"`` lets it wait
-        for ``on_finish`` (a save whose result travels in the response never waits). While a
-        save is pending, further calls return the same future: Tornado calls ``finish()`` again
-        after a handler that already did (redirect, explicit finish).
+        for the response to go out (a save whose result travels in the response never waits).
+        While a save is pending, further calls return the same future: Tornado calls
+        ``finish()`` again after a handler that already did (redirect, explicit finish).
         """
         pending = self._session_pending
         if pending is not None:
@@ -214,17 +214,13 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
                     save = rest
                 pending = self._session_pending = asyncio.ensure_future(self._finish_after(save))
                 return pending
-            self._session_deferred = plan
             if plan.resend_cookie is not None:
                 self._set_session_cookie(plan.resend_cookie, plan.max_age)
-        return super().finish(chunk)
-
-    def on_finish(self) -> None:
-        """In ``after_response`` mode, run the save that waited for the response to go out."""
-        plan = self._session_deferred
-        if plan is not None:
-            self._session_deferred = None
-            store = self._session_config.store_for(type(self))
+            sent = super().finish(chunk)
+            # write_mode="after_response": the save starts once the response is out (and
+            # on_finish has run), in this call rather than in an on_finish of ours: an
+            # override every request would pay for.
+            store = config.store_for(type(self))
             save = self._save(plan, False, store)
             if getattr(store, "waits_for_io", True):
                 in_background(save)
@@ -232,7 +228,8 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
                 rest = step(save)
                 if rest is not None:
                     in_background(rest)
-        super().on_finish()
+            return sent
+        return super().finish(chunk)
 
     def _session_plan(self, config: SessionConfig) -> SavePlan | None:
         """What this request must write (the pure policy), the device recorded first for a
