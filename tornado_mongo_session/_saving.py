@@ -17,6 +17,7 @@ from tornado_mongo_session._response import (
     keep_from_shared_caches,
     warn_if_insecure_transport,
 )
+from tornado_mongo_session.config import SessionConfig
 from tornado_mongo_session.policy import SavePlan
 from tornado_mongo_session.stores.base import NewSession, SessionStore
 
@@ -28,12 +29,13 @@ log = logging.getLogger("tornado_mongo_session")
 class SessionSaving(HandlerState):
     """Carry out a :class:`~tornado_mongo_session.policy.SavePlan` on the handler."""
 
-    async def _save(self, plan: SavePlan, answering: bool, store: SessionStore) -> None:
+    async def _save(
+        self, plan: SavePlan, answering: bool, store: SessionStore, config: SessionConfig
+    ) -> None:
         """Carry the plan out: the save (one store call), then the retired session's delete
         (insert first: a failure leaves the user in the old session, not none), then the
         cookie. ``answering``: the response waits for this; a failure becomes its answer (the
         caller then finishes it)."""
-        config = self._session_config
         events = config.events
         try:
             if plan.save is not None:
@@ -45,7 +47,7 @@ class SessionSaving(HandlerState):
                     result = await events.observe("save", save, name)
                 cookie = result.cookie_value or plan.resend_cookie
                 if cookie is not None and not self._headers_written:
-                    self._set_session_cookie(cookie, plan.max_age)
+                    self._set_session_cookie(cookie, plan.max_age, config)
                 if self._session is not None:
                     self._session.saved(plan.save, result)
             if plan.retire is not None:
@@ -85,8 +87,7 @@ class SessionSaving(HandlerState):
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
         self.write(body)
 
-    def _set_session_cookie(self, value: str, max_age: int | None) -> None:
-        config = self._session_config
+    def _set_session_cookie(self, value: str, max_age: int | None, config: SessionConfig) -> None:
         header = config.cookie_header(value, max_age)
         # Tornado's set_cookie builds a Morsel on every call, a good share of a write's CPU;
         # the header is composed from parts made once instead. Tornado's path stays for a value

@@ -203,7 +203,7 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
                 if chunk is not None:
                     self.write(chunk)
                 store = config.store_for(type(self))
-                save = self._save(plan, True, store)
+                save = self._save(plan, True, store, config)
                 if not getattr(store, "waits_for_io", True):
                     # A store that never waits saves here and now (see _tasks.step), and the
                     # response goes out as a plain one does: no task, no turn of the loop.
@@ -215,13 +215,13 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
                 pending = self._session_pending = asyncio.ensure_future(self._finish_after(save))
                 return pending
             if plan.resend_cookie is not None:
-                self._set_session_cookie(plan.resend_cookie, plan.max_age)
+                self._set_session_cookie(plan.resend_cookie, plan.max_age, config)
             sent = super().finish(chunk)
             # write_mode="after_response": the save starts once the response is out (and
             # on_finish has run), in this call rather than in an on_finish of ours: an
             # override every request would pay for.
             store = config.store_for(type(self))
-            save = self._save(plan, False, store)
+            save = self._save(plan, False, store, config)
             if getattr(store, "waits_for_io", True):
                 in_background(save)
             else:  # a store that never waits: no task (see _tasks.step)
