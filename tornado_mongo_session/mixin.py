@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable
 from typing import Any
 
 import tornado.iostream
@@ -38,18 +38,6 @@ from tornado_mongo_session.session import Session
 
 __all__ = ["SessionMixin"]
 
-
-class _Done:
-    """An awaitable that is already done: what ``prepare`` returns when it loads nothing, so
-    that ``await super().prepare()`` still works, at the cost of no coroutine."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[None, None, None]:
-        yield from ()
-
-
-_DONE = _Done()
 
 log = logging.getLogger("tornado_mongo_session")
 
@@ -123,9 +111,12 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
             cookies = cookie_values("; ".join(headers), config.cookie_name) if headers else None
             if cookies:
                 return self._prepare_loaded(config, store, cookies)
-        # Nothing to load: no coroutine to create and run (a request without the cookie).
+        return self._prepare_parent()  # nothing to load: one coroutine either way
+
+    async def _prepare_parent(self) -> None:
         parent = super().prepare()
-        return _DONE if parent is None else parent
+        if parent is not None:
+            await parent
 
     # -- users -------------------------------------------------------------------------------
 
