@@ -14,10 +14,13 @@ the cookie store for cookie-store read. Untouched is a visitor without a cookie 
 never looks at the session (no store command). Each extra CPU is printed as a ratio of the bare
 handler's against its target (issue 10), met or missed.
 
-Usage: ``python bench/cpu.py [--requests 1000] [--repeats 10] [--events]`` (``--events``: with
-one no-op ``session_events`` listener, to see what the event hooks cost); prints the table, then
-one JSON object as its last line. Imported by bench/run.py's report; ``PYTHONPATH=DIR`` measures
-another copy of the library.
+Usage: ``python bench/cpu.py [--requests 1000] [--repeats 10] [--events] [--profile SCENARIO]``
+(``--events``: with one no-op ``session_events`` listener, to see what the event hooks cost);
+prints the table, then one JSON object as its last line. ``--profile SCENARIO`` instead runs
+that scenario and the bare handler once each under cProfile and prints, per request, the
+functions whose own time differs most between them (cProfile's overhead inflates every
+figure: read it for where the time goes, not for how much). Imported by bench/run.py's
+report; ``PYTHONPATH=DIR`` measures another copy of the library.
 """
 
 from __future__ import annotations
@@ -229,6 +232,67 @@ def table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def profile(scenario: str, requests: int) -> None:
+    """Print where ``scenario``'s extra time goes: cProfile's own time per function per
+    request, the bare handler's subtracted (measured the same way, in the same process)."""
+    import cProfile
+    import pstats
+
+    stats: dict[str, dict[Any, tuple[int, float]]] = {}
+    for name in ("bare", scenario):
+        only = {name: SCENARIOS[name]}
+        saved = dict(SCENARIOS)
+        SCENARIOS.clear()
+        SCENARIOS.update(only)
+        profiler = cProfile.Profile()
+        try:
+            profiler.enable()
+            asyncio.run(_run_only(name, requests))
+            profiler.disable()
+        finally:
+            SCENARIOS.clear()
+            SCENARIOS.update(saved)
+        raw = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+        stats[name] = {key: (row[1], row[2]) for key, row in raw.items()}
+    bare, measured = stats["bare"], stats[scenario]
+    rows = []
+    for key in set(bare) | set(measured):
+        calls = (measured.get(key, (0, 0.0))[0] - bare.get(key, (0, 0.0))[0]) / requests
+        own = (measured.get(key, (0, 0.0))[1] - bare.get(key, (0, 0.0))[1]) / requests * 1e6
+        rows.append((own, calls, key))
+    rows.sort(key=lambda row: row[0], reverse=True)
+    print(f"{scenario}: own time per request over the bare handler's, under cProfile")
+    print(f"{'µs':>7} {'calls':>6}  function")
+    for own, calls, (path, line, function) in rows[:40]:
+        print(f"{own:7.2f} {calls:6.2f}  {Path(path).name}:{line}({function})")
+
+
+async def _run_only(name: str, requests: int) -> None:
+    """``requests`` requests of one scenario, after its set-up (the profile's workload)."""
+    path, setup, rotating = SCENARIOS[name]
+    bench_app.STATS = bench_app.Stats(bench_app.CommandCounter())
+    assert MemorySessionStore is not None
+    application = tornado.web.Application(
+        routes(),
+        session_rotator=IntervalRotator(every=1e-6, keep=3) if rotating else NeverRotator(),
+        session_settings=SessionSettings(cookie_secure=False),
+        session_store=MemorySessionStore(max_sessions=100_000),
+        log_function=lambda handler: None,
+    )
+    server = tornado.httpserver.HTTPServer(application)
+    sockets = tornado.netutil.bind_sockets(0, address="127.0.0.1")
+    server.add_sockets(sockets)
+    reader, writer = await asyncio.open_connection("127.0.0.1", sockets[0].getsockname()[1])
+    try:
+        client = Client(reader, writer)
+        cookie = await client.get(setup, None) if setup else None
+        for _ in range(requests):
+            cookie = await client.get(path, cookie) or cookie
+    finally:
+        writer.close()
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000)
@@ -236,7 +300,15 @@ def main() -> None:
     parser.add_argument(
         "--events", action="store_true", help="register one no-op session_events listener"
     )
+    parser.add_argument(
+        "--profile",
+        choices=[name for name in SCENARIOS if name != "bare"],
+        help="profile one scenario against the bare handler instead of measuring",
+    )
     args = parser.parse_args()
+    if args.profile:
+        profile(args.profile, args.requests)
+        return
     if MemorySessionStore is None:
         print(json.dumps({"pending": "MemorySessionStore is not in this tree"}))
         return

@@ -8,7 +8,7 @@ and reported naming the session key that holds it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import bson
@@ -35,6 +35,16 @@ CODEC: CodecOptions[dict[str, Any]] = CodecOptions(document_class=dict, tz_aware
 """What a tz_aware PyMongo client returns (MongoSessionStore.from_settings makes one): dicts,
 aware UTC datetimes."""
 
+# What bson.encode and bson.decode call, called directly: each public function adds a Python
+# frame (decode two) to every call, and a write makes several. Same arguments, same errors; the
+# public functions where a PyMongo lacks them.
+_to_bson: Callable[[Any, bool, Any], bytes] = getattr(bson, "_dict_to_bson", None) or (
+    lambda document, check_keys, opts: bson.encode(document, check_keys, opts)
+)
+_from_bson: Callable[[Any, Any], Any] = getattr(bson, "_bson_to_dict", None) or (
+    lambda data, opts: bson.decode(data, opts)
+)
+
 # ValueError covers a native uuid.UUID (no representation chosen) and lone surrogates;
 # RecursionError a value nested past what the encoder can walk.
 _REFUSED = (InvalidDocument, TypeError, OverflowError, ValueError, RecursionError)
@@ -48,7 +58,7 @@ def encode(document: Mapping[str, Any], *, data_key: str | None = None) -> bytes
     data under that key.
     """
     try:
-        return bson.encode(document, codec_options=CODEC)
+        return _to_bson(document, False, CODEC)
     except _REFUSED as exc:
         data = document[data_key] if data_key is not None else document
         raise TypeError(_refusal(data, exc)) from exc
@@ -66,7 +76,8 @@ def encode_for_store(
 
 def decode(raw: bytes) -> dict[str, Any]:
     """Return the document ``raw`` holds, as :data:`CODEC` reads it."""
-    return bson.decode(raw, codec_options=CODEC)
+    result: dict[str, Any] = _from_bson(raw, CODEC)
+    return result
 
 
 def copy_value(value: Any) -> Any:

@@ -12,7 +12,6 @@ from tornado_mongo_session.config import SessionConfig, config_of
 if TYPE_CHECKING:
     import tornado.web
 
-    from tornado_mongo_session.policy import SavePlan
     from tornado_mongo_session.session import Session
     from tornado_mongo_session.stores.base import SessionRecord, SessionStore
 
@@ -33,7 +32,6 @@ class HandlerState(_Base):
     _session_record: SessionRecord | None = None
     _session_cookie_in: str | None = None
     _session_pending: asyncio.Future[None] | None = None
-    _session_deferred: SavePlan | None = None
     _session_load_error: tuple[int, BaseException] | None = None
     _session_config_of_app: SessionConfig | None = None
     _session_cookie_stale: bool = False

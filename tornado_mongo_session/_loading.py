@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from tornado_mongo_session._event_names import load_event, revoke_event
 from tornado_mongo_session._handler_state import HandlerState
 from tornado_mongo_session._response import traceback_of
+from tornado_mongo_session.config import SessionConfig
 from tornado_mongo_session.errors import SessionError, SessionStoreUnavailable
 from tornado_mongo_session.policy import TokenVerdict, arrival, judge_token
 from tornado_mongo_session.stores.base import SessionRecord, SessionStore
@@ -27,12 +29,24 @@ security_log = logging.getLogger("tornado_mongo_session.security")
 class SessionLoading(HandlerState):
     """Load the request's session into the handler's state (called by ``prepare``)."""
 
-    async def _load_session(self, store: SessionStore, cookies: list[str]) -> None:
+    async def load_current_user(self, user_id: str) -> Any:
+        """Override to turn the session's user id into ``current_user`` (a database lookup,
+        say); ``prepare`` awaits it once per request whose session has a user bound, after the
+        session is loaded. Return ``None`` for a user who no longer exists: then
+        ``@authenticated`` sends the request to ``login_url``. Not overridden, nothing is
+        awaited and ``current_user`` is the user id itself.
+        """
+        return user_id
+
+    async def _prepare_loaded(
+        self, config: SessionConfig, store: SessionStore, cookies: list[str]
+    ) -> None:
+        """``prepare`` for a request with the session cookie: load, then the user, then the
+        ``prepare`` further along the bases. (One coroutine: this runs on every such request.)"""
         # Several values of the name (a sibling subdomain planted one: cookie tossing): each is
         # tried, the first that opens a session wins, and when several were sent and none
         # opens, none is kept as the request's cookie: expiring the name could delete the
         # client's own valid cookie.
-        config = self._session_config
         now = config.clock()
         elapsed = self.request.request_time()  # since Tornado read the headers
         events = config.events
@@ -45,9 +59,9 @@ class SessionLoading(HandlerState):
                     record = await events.observe("load", load, load_event)
                 if record is not None and record.token_retired_at is not None:
                     # A retired token: judged (late request, or reuse), and that is the answer.
-                    self._session_record = await self._session_judge(record, store, now, elapsed)
-                    self._session_cookie_in = cookie
-                    return
+                    record = await self._session_judge(record, store, now, elapsed)
+                    self._session_record, self._session_cookie_in = record, cookie
+                    break
             except SessionError as exc:
                 # Deferred: a handler that never touches self.session still gets its answer.
                 status = 503 if isinstance(exc, SessionStoreUnavailable) else 500
@@ -55,13 +69,22 @@ class SessionLoading(HandlerState):
                 log.error(message, status, exc, exc_info=traceback_of(exc))
                 self._session_load_error = (status, exc)
                 self._session_cookie_in = cookie
-                return
+                break
             if record is not None:
-                self._session_record = record
-                self._session_cookie_in = cookie
-                return
-        if len(cookies) == 1:
-            self._session_cookie_in = cookies[0]
+                self._session_record, self._session_cookie_in = record, cookie
+                break
+        else:
+            if len(cookies) == 1:
+                self._session_cookie_in = cookies[0]
+        record = self._session_record
+        if record is not None and record.user_id is not None and self._loads_user():
+            self.current_user = await self.load_current_user(record.user_id)
+        parent = super().prepare()
+        if parent is not None:
+            await parent
+
+    def _loads_user(self) -> bool:
+        return type(self).load_current_user is not SessionLoading.load_current_user
 
     async def _session_judge(
         self, record: SessionRecord, store: SessionStore, now: datetime, elapsed: float

@@ -17,8 +17,9 @@ from tornado_mongo_session._response import (
     keep_from_shared_caches,
     warn_if_insecure_transport,
 )
+from tornado_mongo_session.config import SessionConfig
 from tornado_mongo_session.policy import SavePlan
-from tornado_mongo_session.stores.base import NewSession
+from tornado_mongo_session.stores.base import NewSession, SessionStore
 
 __all__ = ["SessionSaving"]
 
@@ -28,13 +29,14 @@ log = logging.getLogger("tornado_mongo_session")
 class SessionSaving(HandlerState):
     """Carry out a :class:`~tornado_mongo_session.policy.SavePlan` on the handler."""
 
-    async def _save(self, plan: SavePlan, answering: bool) -> None:
+    async def _save(
+        self, plan: SavePlan, answering: bool, store: SessionStore, config: SessionConfig
+    ) -> None:
         """Carry the plan out: the save (one store call), then the retired session's delete
         (insert first: a failure leaves the user in the old session, not none), then the
         cookie. ``answering``: the response waits for this; a failure becomes its answer (the
         caller then finishes it)."""
-        config = self._session_config
-        store, events = config.store_for(type(self)), config.events
+        events = config.events
         try:
             if plan.save is not None:
                 save = store.save(plan.save)
@@ -45,7 +47,7 @@ class SessionSaving(HandlerState):
                     result = await events.observe("save", save, name)
                 cookie = result.cookie_value or plan.resend_cookie
                 if cookie is not None and not self._headers_written:
-                    self._set_session_cookie(cookie, plan.max_age)
+                    self._set_session_cookie(cookie, plan.max_age, config)
                 if self._session is not None:
                     self._session.saved(plan.save, result)
             if plan.retire is not None:
@@ -85,8 +87,7 @@ class SessionSaving(HandlerState):
         self.set_header("Content-Type", "text/plain; charset=UTF-8")
         self.write(body)
 
-    def _set_session_cookie(self, value: str, max_age: int | None) -> None:
-        config = self._session_config
+    def _set_session_cookie(self, value: str, max_age: int | None, config: SessionConfig) -> None:
         header = config.cookie_header(value, max_age)
         # Tornado's set_cookie builds a Morsel on every call, a good share of a write's CPU;
         # the header is composed from parts made once instead. Tornado's path stays for a value
@@ -94,8 +95,8 @@ class SessionSaving(HandlerState):
         # Tornado keeps the last one set per name (in its private _new_cookie), so must we.
         if header is None or config.cookie_name in self.__dict__.get("_new_cookie", ()):
             self.set_cookie(config.cookie_name, value, max_age=max_age, **config.cookie_attrs)
-        else:
-            self.add_header("Set-Cookie", header)
+        else:  # not add_header: its check for unsafe characters was made on the parts, once
+            self._headers.add("Set-Cookie", header)
         keep_from_shared_caches(self._headers, type(self))
         if config.cookie_attrs["secure"]:
             warn_if_insecure_transport(self.request)

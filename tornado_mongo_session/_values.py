@@ -38,6 +38,8 @@ def check_key(key: object) -> str:
     if problem is not None:
         raise ValueError(f"session key {key!r} {problem}")
     text = cast(str, key)
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:

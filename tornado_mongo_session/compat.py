@@ -127,7 +127,7 @@ def _legacy_class(cls: type[tornado.web.RequestHandler]) -> type[_LegacySessionH
     """The subclass of ``cls`` that a decorated handler becomes, built once per class.
 
     Its MRO is ``(_LegacySessionHandler, SessionMixin, _PrepareDone, cls, …)``: the mixin's
-    ``finish``/``on_finish`` run first and then ``cls``'s own, if it overrides them.
+    ``finish`` runs first and then ``cls``'s own, if it overrides it.
     """
     legacy = cls.__dict__.get(_LEGACY_CLASS)
     if legacy is None:

@@ -135,9 +135,26 @@ def _setting(
 _configs: weakref.WeakKeyDictionary[_Application, SessionConfig] = weakref.WeakKeyDictionary()
 
 
+_last: tuple[weakref.ReferenceType[_Application], SessionConfig] | None = None
+"""The application asked for last, weakly, and its config: one process mostly serves one
+application, and this answers it without the WeakKeyDictionary's lookup."""
+
+
 def config_of(application: _Application) -> SessionConfig:
     """The :class:`SessionConfig` of ``application`` (a ``tornado.web.Application``)."""
+    global _last
+    last = _last
+    if last is not None and last[0]() is application:
+        return last[1]
     config = _configs.get(application)
     if config is None:
         config = _configs[application] = SessionConfig(application.settings)
+    _last = (weakref.ref(application, _forget), config)
     return config
+
+
+def _forget(gone: weakref.ReferenceType[_Application]) -> None:
+    """The last application is gone: its config goes with it."""
+    global _last
+    if _last is not None and _last[0] is gone:
+        _last = None

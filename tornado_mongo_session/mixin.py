@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import tornado.iostream
@@ -30,11 +31,13 @@ from tornado_mongo_session._response import vary_on_cookie
 from tornado_mongo_session._saving import SessionSaving
 from tornado_mongo_session._socket import SessionSocket
 from tornado_mongo_session._tasks import in_background, step
+from tornado_mongo_session.config import SessionConfig
 from tornado_mongo_session.errors import SessionDataError, SessionEnded
 from tornado_mongo_session.policy import SaveContext, SavePlan, plan_after_error, plan_save
 from tornado_mongo_session.session import Session
 
 __all__ = ["SessionMixin"]
+
 
 log = logging.getLogger("tornado_mongo_session")
 
@@ -52,8 +55,8 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
     docs/observability.md).
 
     A handler that overrides ``prepare`` must ``await super().prepare()`` first; one that
-    overrides ``finish`` or ``on_finish`` must call the parent's. Set ``session_autoload =
-    False`` on a handler class to skip loading the session for it (zero store commands).
+    overrides ``finish`` must call the parent's. Set ``session_autoload = False`` on a handler
+    class to skip loading the session for it (zero store commands).
 
     Users (docs/integration.md): ``self.session.bind_user(user_id)`` at login; then
     ``self.current_user`` is the session's ``user_id`` (no query: it is in the document the
@@ -92,8 +95,8 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
             self._session = session
         return session
 
-    async def prepare(self) -> None:
-        """Load the session named by the request's cookie, if there is one.
+    def prepare(self) -> Awaitable[None]:
+        """Load the session named by the request's cookie, if there is one; await the result.
 
         A store failure is logged here and raised (503, or 500) only when the handler touches
         ``self.session``: handlers that never use the session are unaffected by an outage.
@@ -107,27 +110,15 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
             headers = self.request.headers.get_list("Cookie")
             cookies = cookie_values("; ".join(headers), config.cookie_name) if headers else None
             if cookies:
-                await self._load_session(store, cookies)
-                record = self._session_record
-                if record is not None and record.user_id is not None and self._loads_user():
-                    self.current_user = await self.load_current_user(record.user_id)
+                return self._prepare_loaded(config, store, cookies)
+        return self._prepare_parent()  # nothing to load: one coroutine either way
+
+    async def _prepare_parent(self) -> None:
         parent = super().prepare()
         if parent is not None:
             await parent
 
     # -- users -------------------------------------------------------------------------------
-
-    async def load_current_user(self, user_id: str) -> Any:
-        """Override to turn the session's user id into ``current_user`` (a database lookup,
-        say); ``prepare`` awaits it once per request whose session has a user bound, after the
-        session is loaded. Return ``None`` for a user who no longer exists: then
-        ``@authenticated`` sends the request to ``login_url``. Not overridden, nothing is
-        awaited and ``current_user`` is the user id itself.
-        """
-        return user_id
-
-    def _loads_user(self) -> bool:
-        return type(self).load_current_user is not SessionMixin.load_current_user
 
     def get_current_user(self) -> Any:
         """What a ``get_current_user`` further along the bases returns (an application's own,
@@ -162,9 +153,9 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
 
         What to save is decided here, synchronously; nothing to write finishes at once. The
         save runs before anything is sent, unless ``write_mode="after_response"`` lets it wait
-        for ``on_finish`` (a save whose result travels in the response never waits). While a
-        save is pending, further calls return the same future: Tornado calls ``finish()`` again
-        after a handler that already did (redirect, explicit finish).
+        for the response to go out (a save whose result travels in the response never waits).
+        While a save is pending, further calls return the same future: Tornado calls
+        ``finish()`` again after a handler that already did (redirect, explicit finish).
         """
         pending = self._session_pending
         if pending is not None:
@@ -186,7 +177,7 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
             config = self._session_config
             if self.get_status() < 500:
                 try:
-                    plan = self._session_plan()
+                    plan = self._session_plan(config)
                 except (SessionDataError, SessionEnded, TypeError, ValueError) as exc:
                     self._session_failure_response(exc)  # nothing was written
                     return super().finish()
@@ -202,8 +193,9 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
             if plan.before_response or config.settings.write_mode == "before_response":
                 if chunk is not None:
                     self.write(chunk)
-                save = self._save(plan, True)
-                if not getattr(config.store_for(type(self)), "waits_for_io", True):
+                store = config.store_for(type(self))
+                save = self._save(plan, True, store, config)
+                if not getattr(store, "waits_for_io", True):
                     # A store that never waits saves here and now (see _tasks.step), and the
                     # response goes out as a plain one does: no task, no turn of the loop.
                     rest = step(save)
@@ -213,29 +205,26 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
                     save = rest
                 pending = self._session_pending = asyncio.ensure_future(self._finish_after(save))
                 return pending
-            self._session_deferred = plan
             if plan.resend_cookie is not None:
-                self._set_session_cookie(plan.resend_cookie, plan.max_age)
-        return super().finish(chunk)
-
-    def on_finish(self) -> None:
-        """In ``after_response`` mode, run the save that waited for the response to go out."""
-        plan = self._session_deferred
-        if plan is not None:
-            self._session_deferred = None
-            save = self._save(plan, False)
-            if getattr(self._session_config.store_for(type(self)), "waits_for_io", True):
+                self._set_session_cookie(plan.resend_cookie, plan.max_age, config)
+            sent = super().finish(chunk)
+            # write_mode="after_response": the save starts once the response is out (and
+            # on_finish has run), in this call rather than in an on_finish of ours: an
+            # override every request would pay for.
+            store = config.store_for(type(self))
+            save = self._save(plan, False, store, config)
+            if getattr(store, "waits_for_io", True):
                 in_background(save)
             else:  # a store that never waits: no task (see _tasks.step)
                 rest = step(save)
                 if rest is not None:
                     in_background(rest)
-        super().on_finish()
+            return sent
+        return super().finish(chunk)
 
-    def _session_plan(self) -> SavePlan | None:
+    def _session_plan(self, config: SessionConfig) -> SavePlan | None:
         """What this request must write (the pure policy), the device recorded first for a
         session bound to a user."""
-        config = self._session_config
         session = self._session
         if session is not None and session.user_bound and config.settings.remember_device:
             user_agent = self.request.headers.get("User-Agent")

@@ -53,6 +53,7 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
     __slots__ = (
         "_data",
         "_encoded",
+        "_fresh",
         "_size_stored",
         "_stored",
         "accessed_at",
@@ -84,6 +85,7 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
         self._data: dict[str, Any] = dict(data or {})
         self._stored: dict[str, bytes | None] = {}
         self._encoded: dict[str, bytes] | None = None
+        self._fresh: dict[str, bytes] = {}  # the encoding of each immutable value assigned
         self._replaced_id: str | None = None
         self._size_stored: int | None = None  # an upper bound, when the store knew one
         self._regenerated = False
@@ -93,22 +95,21 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
     @classmethod
     def from_record(cls, record: base.SessionRecord) -> Session:
         """The session a store loaded; it takes the record's data dict as its own."""
-        session = cls(
-            session_id=record.id,
-            is_new=False,
-            created_at=record.created_at,
-            rotated_at=record.rotated_at,
-            accessed_at=record.accessed_at,
-            expires_at=record.expires_at,
+        # Not through __init__: on every request that reads its session, each field set once.
+        session = cls.__new__(cls)
+        session.id, session.is_new = record.id, False
+        session.created_at, session.rotated_at = record.created_at, record.rotated_at
+        session.accessed_at, session.expires_at = record.accessed_at, record.expires_at
+        session.user_id, session.ip, session.user_agent = (
+            record.user_id,
+            record.ip,
+            record.user_agent,
         )
         session._data = record.data  # a load's own dict: no copy needed
+        session._stored, session._encoded, session._fresh = {}, None, {}
         session._size_stored = record.size
-        if record.user_id is not None:
-            session.user_id, session.ip, session.user_agent = (
-                record.user_id,
-                record.ip,
-                record.user_agent,
-            )
+        session._bound = session._regenerated = session._invalidated = session._frozen = False
+        session._replaced_id = None
         return session
 
     def __getitem__(self, key: str) -> Any:
@@ -121,15 +122,26 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
         value = self._data[key] = copy_value(value)
         return value
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """``session[key]`` if the key is there, else ``default`` (as a dict's)."""
+        if key in self._data:
+            return self[key]
+        return default
+
     def __setitem__(self, key: str, value: Any) -> None:
         check_key(key)
-        encode_value(key, value)
+        raw = encode_value(key, value)
         self._remember(key)
         self._data[key] = value
+        if type(value) in IMMUTABLE:  # its encoding cannot change: changes() reuses it
+            self._fresh[key] = raw
+        else:
+            self._fresh.pop(key, None)
 
     def __delitem__(self, key: str) -> None:
         self._remember(key)
         del self._data[key]
+        self._fresh.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._data)
@@ -152,21 +164,30 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
         """Return ``(changed, removed)``: each new or modified key with its value (every key of a
         new session) and the deleted keys, against what the store holds. Raises ``TypeError``
         or ``ValueError`` naming the key if a value changed in place can't be stored."""
-        data, stored = self._data, self._stored
+        data, stored, fresh = self._data, self._stored, self._fresh
         if self.is_new:
-            self._encoded = {key: encode_value(key, value) for key, value in data.items()}
+            self._encoded = {
+                key: fresh.get(key) or encode_value(key, value) for key, value in data.items()
+            }
             return dict(data), []
         changed: dict[str, Any] = {}
         encoded: dict[str, bytes] = {}
-        if stored:
-            for key, value in data.items():
-                if key in stored:
-                    now = encoded[key] = encode({key: value})
-                    if now != stored[key]:
+        if not stored:  # nothing assigned, deleted or handed out: nothing can have changed
+            self._encoded = encoded
+            return changed, []
+        removed: list[str] = []
+        for key, was in stored.items():  # only these keys can have changed
+            if key in data:
+                value = data[key]
+                now = encoded[key] = fresh.get(key) or encode({key: value})
+                if now != was:
+                    if type(value) not in IMMUTABLE:  # only a container holds keys
                         check_nested(key, value, "")  # only what changed can hold a bad key
-                        changed[key] = value
+                    changed[key] = value
+            elif was is not None:
+                removed.append(key)
         self._encoded = encoded
-        return changed, [key for key, was in stored.items() if was is not None and key not in data]
+        return changed, removed
 
     def encoded_size(self) -> int:
         """Return the BSON size of all the data, as a save would write it."""

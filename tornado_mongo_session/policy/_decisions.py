@@ -57,6 +57,7 @@ def should_rotate(
     return (
         headers_open
         and loaded.token_newest
+        and rotator.rotates  # a rotator that never rotates is not asked, on every request
         and rotator.should_rotate(rotated_at=loaded.rotated_at, now=now)
     )
 

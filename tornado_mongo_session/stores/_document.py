@@ -184,12 +184,11 @@ class DocumentStore(abc.ABC):
     async def _update(self, update: SessionUpdate) -> SaveResult:
         loaded = update.loaded
         fields, removed = update_fields(update)
-        unrotated = SaveResult(session_id=loaded.id)
         rotation = update.rotation
         if rotation is None:
             if not await self._update_document({"_id": loaded.id}, fields, removed):
                 _ended(loaded, update)
-            return unrotated
+            return SaveResult(session_id=loaded.id)
 
         rotated = rotated_fields(fields, loaded, rotation, update.now)
         # Compare-and-set: only the request that loaded the current rotated_at may rotate.
@@ -203,7 +202,7 @@ class DocumentStore(abc.ABC):
             {"_id": loaded.id}, fields, removed
         ):
             _ended(loaded, update)
-        return unrotated
+        return SaveResult(session_id=loaded.id)
 
 
 def _user(user_id: object) -> str:

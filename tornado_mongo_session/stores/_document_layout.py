@@ -113,7 +113,7 @@ def update_fields(update: SessionUpdate) -> tuple[Document, list[str]]:
     fields: Document = {f"data.{k}": v for k, v in update.changed.items()}
     fields["expires_at"] = update.expires_at
     fields["accessed_at"] = update.now
-    return fields, [f"data.{k}" for k in update.removed]
+    return fields, [f"data.{k}" for k in update.removed] if update.removed else []
 
 
 def rotated_fields(

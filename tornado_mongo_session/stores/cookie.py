@@ -7,10 +7,8 @@ integrity (anonymous carts, preferences), or through
 :class:`~tornado_mongo_session.stores.tiered.TieredSessionStore`.
 
 The cookie value is ``c2.<key version>.<body>.<signature>`` (``stores/_cookie_format.py``
-describes it); its BSON payload is ``{i: id, d: data, c: created_at, a: accessed_at,
-r: rotated_at, e: expires_at}``, and ``u: user id`` when one is bound (one-letter names:
-every byte counts against the 4 KB limit).
-The keys are in ``stores/_cookie_keys.py``.
+describes it); its BSON payload is ``stores/_cookie_payload.py``'s. The keys are in
+``stores/_cookie_keys.py``.
 """
 
 from __future__ import annotations
@@ -30,6 +28,7 @@ from tornado_mongo_session.clock import as_utc
 from tornado_mongo_session.errors import SessionConfigError, SessionTooLarge
 from tornado_mongo_session.stores._cookie_format import PREFIX, binding, seal, unseal
 from tornado_mongo_session.stores._cookie_keys import Ciphers, CookieSecret, SigningKeys
+from tornado_mongo_session.stores._cookie_payload import payload_of, record_of
 from tornado_mongo_session.stores.base import (
     NewSession,
     SaveResult,
@@ -48,18 +47,6 @@ _CANNOT_REVOKE = (
     "sessions bound to a user on the server"
 )
 _OPENED_KEPT = 1024  # the cookie values whose verified sessions are kept, most recent first
-
-
-def _as_datetime(value: object) -> datetime:
-    if not isinstance(value, datetime):
-        raise TypeError("not a datetime")
-    return as_utc(value)
-
-
-def _as_user_id(value: object) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError("not a str")
-    return value
 
 
 class CookieSessionStore:
@@ -192,16 +179,7 @@ class CookieSessionStore:
         A requested rotation only re-signs the cookie with a new ``rotated_at``: earlier cookies
         stay valid until their own ``expires_at``.
         """
-        payload = {
-            "i": request.session_id,
-            "d": dict(request.data),
-            "c": request.created_at,
-            "a": request.now,
-            "r": request.rotated_at,
-            "e": request.expires_at,
-        }
-        if request.user_id is not None:
-            payload["u"] = request.user_id
+        payload = payload_of(request)
         rotated = isinstance(request, NewSession) or request.rotation is not None
         return SaveResult(
             session_id=request.session_id, cookie_value=self._seal(payload), rotated=rotated
@@ -255,18 +233,7 @@ class CookieSessionStore:
         except (ValueError, binascii.Error, zlib.error, BSONError, IndexError):
             log.warning("a validly signed session cookie could not be decoded; ignored")
             return None
-        try:
-            return SessionRecord(
-                id=str(payload["i"]),
-                data=dict(payload["d"]),
-                created_at=_as_datetime(payload["c"]),
-                accessed_at=_as_datetime(payload["a"]),
-                rotated_at=_as_datetime(payload["r"]),
-                expires_at=_as_datetime(payload["e"]),
-                in_cookie=True,
-                user_id=_as_user_id(payload.get("u")),
-                size=len(plain),  # the payload holds the data, and more
-            )
-        except (KeyError, TypeError, ValueError):
+        record = record_of(payload, size=len(plain))  # the payload holds the data, and more
+        if record is None:
             log.warning("a validly signed session cookie has a malformed payload; ignored")
-            return None
+        return record

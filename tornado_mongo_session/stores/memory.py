@@ -19,14 +19,21 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from tornado_mongo_session._bson import copy_value, decode, encode_for_store
-from tornado_mongo_session.clock import as_utc, utc_now
-from tornado_mongo_session.errors import SessionDataError, SessionStoreError
+from tornado_mongo_session.clock import utc_now
+from tornado_mongo_session.errors import SessionStoreError
+from tornado_mongo_session.stores._as_stored import (
+    NEAR_LIMIT,
+    apply_delta,
+    check_size,
+    stored_retired,
+    stored_time,
+)
 from tornado_mongo_session.stores._document import DocumentStore
 from tornado_mongo_session.stores._document_layout import Document, StoredSession
 from tornado_mongo_session.stores.base import SessionRecord
@@ -35,11 +42,7 @@ __all__ = ["MemorySessionStore"]
 
 log = logging.getLogger("tornado_mongo_session.memory")
 
-_MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # MongoDB's document limit
-# Below this, the fields beside the data (100 tokens, 16 retired ones, 4 times) cannot take a
-# document over the limit, so the data's size need not be exact.
-_NEAR_LIMIT = _MAX_DOCUMENT_BYTES - 64 * 1024
-_TIMES = ("created_at", "accessed_at", "rotated_at", "expires_at")
+_TIMES = frozenset({"created_at", "accessed_at", "rotated_at", "expires_at"})
 
 
 @dataclass(slots=True, kw_only=True)
@@ -146,18 +149,18 @@ class MemorySessionStore(DocumentStore):
         raw = encode_for_store(doc["data"], what="insert")
         held = _Held(
             tokens=tuple(doc["tokens"]),
-            created_at=_stored_time(doc["created_at"]),
-            accessed_at=_stored_time(doc["accessed_at"]),
-            rotated_at=_stored_time(doc["rotated_at"]),
-            expires_at=_stored_time(doc["expires_at"]),
+            created_at=stored_time(doc["created_at"]),
+            accessed_at=stored_time(doc["accessed_at"]),
+            rotated_at=stored_time(doc["rotated_at"]),
+            expires_at=stored_time(doc["expires_at"]),
             data=decode(raw),
             size=len(raw),
         )
         if "user_id" in doc:
             held.user_id, held.handle = doc["user_id"], doc["handle"]
             held.ip, held.user_agent = doc.get("ip"), doc.get("ua")
-        if held.size >= _NEAR_LIMIT:
-            _check_size(_document(session_id, held, data={}), held.size, "insert")
+        if held.size >= NEAR_LIMIT:
+            check_size(_document(session_id, held, data={}), held.size, "insert")
         self._records[session_id] = held
         while len(self._records) > self.max_sessions:
             evicted, _held = self._records.popitem(last=False)
@@ -171,19 +174,24 @@ class MemorySessionStore(DocumentStore):
         if held is None or held.rotated_at != query.get("rotated_at", held.rotated_at):
             return False
         # Paths are "data.<key>" (a key holds no dot) or a field beside the data.
-        changed = {path[5:]: value for path, value in fields.items() if path.startswith("data.")}
-        updates: dict[str, Any] = {k: v for k, v in fields.items() if not k.startswith("data.")}
-        for name in _TIMES:
-            if name in updates:
-                updates[name] = _stored_time(updates[name])
-        if "tokens" in updates:
-            updates["tokens"] = tuple(updates["tokens"])
-        if "retired" in updates:
-            updates["retired"] = _stored_retired(updates["retired"])
+        changed: dict[str, Any] = {}
+        updates: dict[str, Any] = {}
+        for path, value in fields.items():
+            if path.startswith("data."):
+                changed[path[5:]] = value
+            elif path in _TIMES:
+                updates[path] = stored_time(value)
+            elif path == "tokens":
+                updates[path] = tuple(value)
+            elif path == "retired":
+                updates[path] = stored_retired(value)
+            else:
+                updates[path] = value
         if changed or removed:
-            data, size = _apply(held, changed, [path[5:] for path in removed])
-            if size >= _NEAR_LIMIT:
-                _check_size({**_document(session_id, held, data={}), **updates}, size, "update")
+            unset = [path[5:] for path in removed] if removed else []
+            data, size = apply_delta(held.data, held.size, changed, unset)
+            if size >= NEAR_LIMIT:
+                check_size({**_document(session_id, held, data={}), **updates}, size, "update")
             updates["data"], updates["size"] = data, size
         # Nothing is written until everything above succeeded.
         for name, value in updates.items():
@@ -211,50 +219,3 @@ def _document(session_id: str, held: _Held, data: dict[str, Any] | None = None) 
     if held.retired:  # the field exists from the first eviction on, as in MongoDB
         doc["retired"] = [dict(entry) for entry in held.retired]
     return doc
-
-
-def _apply(held: _Held, changed: dict[str, Any], removed: list[str]) -> tuple[dict[str, Any], int]:
-    """The data and its size bound after ``$set`` of ``changed`` and ``$unset`` of
-    ``removed``; what is set goes through BSON, as MongoDB would store it."""
-    data, size = dict(held.data), held.size
-    for key in removed:
-        data.pop(key, None)
-    for key, value in changed.items():
-        raw = encode_for_store({key: value}, what="update")
-        data[key] = decode(raw)[key]
-        size += len(raw) - 5
-    if size >= _NEAR_LIMIT:
-        size = len(encode_for_store(data, what="update"))  # exact, where it matters
-    return data, size
-
-
-def _stored_time(value: datetime) -> datetime:
-    """``value`` as BSON stores it: aware UTC, cut to whole milliseconds."""
-    if value.tzinfo is not timezone.utc or value.microsecond % 1000:
-        value = as_utc(value)
-        value = value.replace(microsecond=value.microsecond // 1000 * 1000)
-    return value
-
-
-def _stored_retired(retired: list[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
-    """The ``retired`` entries as BSON stores them. A rotation puts its new entries first and
-    carries the stored ones over: only the entries before the first stored one are converted."""
-    converted: list[Mapping[str, Any]] = []
-    for index, entry in enumerate(retired):
-        at = entry["at"]
-        stored = _stored_time(at)
-        if stored is at:
-            return (*converted, *retired[index:])
-        converted.append({"h": entry["h"], "at": stored})
-    return tuple(converted)
-
-
-def _check_size(beside: dict[str, Any], size: int, what: str) -> None:
-    """Refuse a document over MongoDB's limit, as MongoDB would: ``beside`` is the document with
-    empty data, ``size`` the data's exact size."""
-    total = len(encode_for_store(beside, what=what)) - 5 + size
-    if total > _MAX_DOCUMENT_BYTES:
-        raise SessionDataError(
-            f"session data refused during {what}: the document is {total} bytes, over "
-            f"MongoDB's limit of {_MAX_DOCUMENT_BYTES}"
-        )
