@@ -4,8 +4,8 @@ library that imports tornado.web; its parts are composed here: the loading
 (``_socket.py``), on the request's state (``_handler_state.py``).
 
 1. ``prepare()``: no cookie, nothing (zero store commands). A cookie: one store ``load``; a
-   cookie that opens no live session means a new, empty session (and the stale cookie is
-   cleared), never the client's id.
+   cookie that opens no live session means a new, empty session, never the client's id (the
+   cookie is left alone: only a logout or proven reuse clears one).
 2. The handler uses ``self.session`` like a dict.
 3. ``finish()`` (every response passes through it: plain, redirect, ``send_error`` and explicit
    calls) asks the save policy (:mod:`tornado_mongo_session.policy`) what to write, carries the

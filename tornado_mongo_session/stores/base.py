@@ -223,7 +223,7 @@ class UserSessionStore(SessionStore, Protocol):
 
     MongoSessionStore, MemorySessionStore and TieredSessionStore (through its server tier) have
     it. A revoked session is deleted: its next request, on any process, opens nothing (a new,
-    empty session; the stale cookie is cleared).
+    empty session; the stale cookie is left alone until a save replaces it).
     """
 
     async def list_user_sessions(
