@@ -4,7 +4,7 @@ Routes on the main port (``NeverRotator``: a read costs one ``find``): ``/bare``
 ``/write`` (bench/app.py's handlers: read one key, change one key), ``/new?keys=K&kib=B`` (a
 new session of :func:`scale_data.sized_data`; without arguments bench/cpu.py's realistic
 ten-key session),
-``/_stats``. On the second port (``IntervalRotator(every=1 µs)``: a token is due on every
+``/_stats``. On the second port (``EveryRequest``: a token is due on every
 request): ``/rotate`` (a read), ``/new`` and ``/_stats``.
 
 ``--reuse-port`` binds the main port with ``SO_REUSEPORT``, so several processes serve one port
@@ -43,7 +43,6 @@ from cpu import realistic_session
 from scale_data import sized_data
 
 from tornado_mongo_session import (
-    IntervalRotator,
     MemorySessionStore,
     MongoSessionStore,
     NeverRotator,
@@ -213,9 +212,7 @@ async def serve(args: argparse.Namespace) -> None:
         await client.admin.command("ping")
         store = MongoSessionStore(client[args.db]["sessions"])
     main_app = application(store, rotator=NeverRotator())
-    rotate_app = application(
-        store, rotator=IntervalRotator(every=1e-6, keep=3), rotating_routes=True
-    )
+    rotate_app = application(store, rotator=bench_app.EveryRequest(), rotating_routes=True)
     main_server = tornado.httpserver.HTTPServer(main_app)
     main_server.add_sockets(
         tornado.netutil.bind_sockets(args.port, address="127.0.0.1", reuse_port=args.reuse_port)

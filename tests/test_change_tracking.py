@@ -75,6 +75,62 @@ def test_deleted_and_set_again_counts_only_if_it_differs() -> None:
     assert session.changes() == ({"cart": {"items": [1, 2]}}, [])
 
 
+# An immutable stored value is remembered as itself, not encoded: equal values of one exact
+# type are no change, unless BSON tells them apart (the sign of a zero, a datetime's zone or
+# microseconds); any other type is a change, even when equal in Python (1 == 1.0 == True).
+REASSIGNED = [
+    (1, 1, False),
+    (1, 2, True),
+    (1, 1.0, True),
+    (1, True, True),
+    (0, False, True),
+    ("a", "a", False),
+    ("a", "b", True),
+    (b"x", b"x", False),
+    (b"x", "x", True),
+    (None, None, False),
+    (None, 0, True),
+    (2**40, 2**40, False),
+    (0.0, 0.0, False),
+    (0.0, -0.0, True),
+    (1.5, 1.5, False),
+    (float("nan"), float("nan"), False),
+    (datetime.datetime(2030, 1, 1), datetime.datetime(2030, 1, 1), False),
+    (
+        datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc),
+        datetime.datetime(2030, 1, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=1))),
+        False,
+    ),
+    (datetime.datetime(2030, 1, 1), datetime.datetime(2030, 1, 1, 0, 0, 1), True),
+    (1, [1], True),
+    ([1], 1, True),
+]
+
+
+@pytest.mark.parametrize(("before", "after", "changed"), REASSIGNED, ids=repr)
+def test_an_immutable_value_assigned_again_is_a_change_only_if_it_is_stored_differently(
+    before: Any, after: Any, changed: bool
+) -> None:
+    session = Session({"k": before, "other": 1}, session_id="s" * 24, is_new=False)
+    session["k"] = after
+    found, removed = session.changes()
+    assert removed == []
+    if changed:
+        assert list(found) == ["k"]
+        assert found["k"] is after
+    else:
+        assert found == {}
+
+
+def test_an_immutable_value_deleted_is_removed_and_set_back_is_no_change() -> None:
+    session = Session({"k": "v", "j": 2}, session_id="s" * 24, is_new=False)
+    del session["k"]
+    session["j"] = 3
+    assert session.changes() == ({"j": 3}, ["k"])
+    session["k"] = "v"
+    assert session.changes() == ({"j": 3}, [])
+
+
 @pytest.mark.parametrize("is_new", [True, False], ids=["new", "loaded"])
 def test_a_value_handed_out_before_a_save_and_changed_after_it_is_found(is_new: bool) -> None:
     session = Session() if is_new else stored()

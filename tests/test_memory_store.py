@@ -226,7 +226,17 @@ async def test_documents_equal_mongodb_documents(driver: str, mongo_url: str, db
         later = now + timedelta(seconds=10)
         update = SessionUpdate(
             loaded=loaded[0],
-            changed={"pair": [3]},
+            changed={  # each kind of scalar too: the memory store skips decoding some
+                "pair": [3],
+                "big": 2**40,
+                "small": 7,
+                "flag": True,
+                "zero": -0.0,
+                "text": "é",
+                "raw": b"\x00",
+                "none": None,
+                "later": datetime(2024, 1, 2, 3, 4, 5, 678901),
+            },
             removed=("when",),
             now=later,
             rotation=Rotation(keep=3),
@@ -235,7 +245,15 @@ async def test_documents_equal_mongodb_documents(driver: str, mongo_url: str, db
         results = [await store.save(update) for store in (mongo, memory)]
         assert results[0] == results[1]
         stored = await client[db_name]["sessions"].find_one({"_id": session_id})
-        assert stored == memory.document(session_id)
+        held = memory.document(session_id)
+        assert stored == held
+        assert held is not None
+        assert stored is not None
+        # Equal is not enough (Int64(2**40) == 2**40, -0.0 == 0.0): the types must match too.
+        assert {k: type(v) for k, v in held["data"].items()} == {
+            k: type(v) for k, v in stored["data"].items()
+        }
+        assert str(held["data"]["zero"]) == str(stored["data"]["zero"]) == "-0.0"
     finally:
         await close_async_client(client)
 
