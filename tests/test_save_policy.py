@@ -33,6 +33,7 @@ from tornado_mongo_session.policy import (
     TokenVerdict,
     arrival,
     judge_token,
+    nothing_due,
     plan_after_error,
     plan_save,
 )
@@ -253,8 +254,13 @@ TABLE: list[tuple[str, Case, dict[str, Any] | None]] = [
 
 
 def run(case: Case, session: Session | None = None) -> SavePlan | None:
-    if case.handler is not None:
-        session = Session() if case.loaded is None else Session.from_record(case.loaded)
+    if case.handler is not None:  # on a copy: the session takes the record's data as its own
+        loaded = case.loaded
+        session = (
+            Session()
+            if loaded is None
+            else Session.from_record(replace(loaded, data=dict(loaded.data)))
+        )
         case.handler(session)
     return plan_save(
         SaveContext(
@@ -295,6 +301,33 @@ def summary(plan: SavePlan | None) -> dict[str, Any] | None:
 )
 def test_plan(case: Case, expected: dict[str, Any] | None) -> None:
     assert summary(run(case)) == (None if expected is None else {**NOTHING, **expected})
+
+
+QUIET = {
+    "loaded, untouched, nothing due",
+    "loaded, read, nothing due",
+    "loaded with an older kept token, token due: no rotation",
+}
+"""The rows that :func:`nothing_due` must tell by itself (every other row goes to the plan)."""
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [row[1:] for row in TABLE if row[1].loaded is not None],
+    ids=[row[0] for row in TABLE if row[1].loaded is not None],
+)
+def test_nothing_due_is_said_only_of_a_plan_of_nothing(
+    request: pytest.FixtureRequest, case: Case, expected: dict[str, Any] | None
+) -> None:
+    assert case.loaded is not None
+    session = None
+    if case.handler is not None:  # on a copy: the session takes the record's data as its own
+        session = Session.from_record(replace(case.loaded, data=dict(case.loaded.data)))
+        case.handler(session)
+    quiet = nothing_due(case.loaded, session, NOW, case.rotator, case.rules)
+    assert quiet == (request.node.callspec.id in QUIET)
+    if quiet:
+        assert expected is None
 
 
 def test_a_plan_is_immutable() -> None:

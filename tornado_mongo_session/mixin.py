@@ -33,7 +33,13 @@ from tornado_mongo_session._socket import SessionSocket
 from tornado_mongo_session._tasks import in_background, step
 from tornado_mongo_session.config import SessionConfig
 from tornado_mongo_session.errors import SessionDataError, SessionEnded
-from tornado_mongo_session.policy import SaveContext, SavePlan, plan_after_error, plan_save
+from tornado_mongo_session.policy import (
+    SaveContext,
+    SavePlan,
+    nothing_due,
+    plan_after_error,
+    plan_save,
+)
 from tornado_mongo_session.session import Session
 
 __all__ = ["SessionMixin"]
@@ -225,7 +231,9 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
     def _session_plan(self, config: SessionConfig) -> SavePlan | None:
         """What this request must write (the pure policy), the device recorded first for a
         session bound to a user."""
-        session = self._session
+        session, loaded, now = self._session, self._session_record, config.clock()
+        if loaded is not None and nothing_due(loaded, session, now, config.rotator, config.rules):
+            return None  # the most common request, told without building a context
         if session is not None and session.user_bound and config.settings.remember_device:
             user_agent = self.request.headers.get("User-Agent")
             session.record_device(
@@ -233,10 +241,10 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
                 user_agent[:256] if user_agent else None,
             )
         context = SaveContext(
-            loaded=self._session_record,
+            loaded=loaded,
             session=session,
             cookie_in=self._session_cookie_in,
-            now=config.clock(),
+            now=now,
             rotator=config.rotator,
             rules=config.rules,
             headers_open=not self._headers_written,

@@ -160,6 +160,14 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
         if key not in self._stored and not self.is_new:
             self._stored[key] = encode({key: self._data[key]}) if key in self._data else None
 
+    @property
+    def unchanged(self) -> bool:
+        """True when nothing can differ from what the store holds: a stored session in which
+        no value was assigned, deleted, or handed out in a form that could change in place
+        (reading immutable values, such as str, int or datetime, leaves it True). False does
+        not mean changed: :meth:`changes` tells."""
+        return not self.is_new and not self._stored
+
     def changes(self) -> tuple[dict[str, Any], list[str]]:
         """Return ``(changed, removed)``: each new or modified key with its value (every key of a
         new session) and the deleted keys, against what the store holds. Raises ``TypeError``

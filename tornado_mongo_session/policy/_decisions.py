@@ -18,12 +18,37 @@ __all__ = [
     "check_size",
     "kept_creation",
     "must_precede_response",
+    "nothing_due",
     "should_clear_cookie",
     "should_resend_cookie",
     "should_rotate",
     "should_store_new",
     "should_touch",
 ]
+
+
+def nothing_due(
+    loaded: SessionRecord,
+    session: Session | None,
+    now: datetime,
+    rotator: TokenRotator,
+    rules: SaveRules,
+) -> bool:
+    """The most common request, told at the least cost: it loaded a session, the handler
+    changed nothing (it never touched the session, or only read values that cannot change in
+    place), and neither a touch nor a rotation is due. Then there is nothing to write; ``False``
+    means "ask :func:`~tornado_mongo_session.policy.plan_save`" (which may still answer
+    nothing). Costs no :class:`SaveContext`: the mixin asks it first, on every such request.
+    """
+    if session is not None and not session.unchanged:
+        return False
+    if should_touch(loaded, now, rules):
+        return False
+    return not (
+        loaded.token_newest
+        and rotator.rotates
+        and rotator.should_rotate(rotated_at=loaded.rotated_at, now=now)
+    )
 
 
 def should_store_new(session: Session, headers_open: bool) -> bool:
