@@ -35,6 +35,7 @@ if str(SCRIPTS_DIR) not in sys.path:
     sys.path.insert(0, str(SCRIPTS_DIR))
 
 import mongo_server  # noqa: E402  (lives in scripts/, put on sys.path just above)
+import reliability_report  # noqa: E402  (the same)
 
 
 @pytest.fixture(scope="session")
@@ -130,3 +131,24 @@ def library_log() -> Iterator[LogRecords]:
         yield handler
     finally:
         logger.removeHandler(handler)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A test that records reliability results and fails (its set-up, its body, or its
+    teardown) is also recorded as a failed row, with its error: docs/reliability.md must show a
+    scenario that crashed before it recorded anything, not only make's exit status."""
+    report = yield
+    module = getattr(item, "module", None)
+    if report.failed and getattr(module, "record", None) is reliability_report.record:
+        message = call.excinfo.exconly() if call.excinfo is not None else report.longreprtext
+        reliability_report.record(
+            f"{item.nodeid} ({report.when})",
+            group=reliability_report.FAILED_TESTS,
+            done=(item.function.__doc__ or item.name).strip().split("\n")[0]
+            if isinstance(item, pytest.Function)
+            else item.name,
+            measured={"error": message.strip().splitlines()[0][:300] if message else "?"},
+            verdict=reliability_report.FAIL,
+        )
+    return report
