@@ -106,3 +106,27 @@ async def test_the_session_cookie_wins_over_one_the_handler_set_of_the_same_name
     value = response.cookie_value()
     assert value is not None
     assert parse_cookie(value) is not None
+
+
+class AddsItsOwnSetCookieHeader(SessionMixin, tornado.web.RequestHandler):
+    def get(self) -> None:
+        self.add_header("Set-Cookie", "theme=dark; Path=/")  # a raw header, not set_cookie
+        self.session["n"] = 1
+
+
+async def test_a_set_cookie_header_the_handler_added_is_kept_beside_the_session_cookie() -> None:
+    """The session cookie's header is written without add()'s checks only when no other
+    Set-Cookie header is there; a raw one the handler added stays, in order."""
+    settings = SessionSettings(cookie_secure=False)
+    async with serve(
+        [("/", AddsItsOwnSetCookieHeader), ("/alone", SetsTheSessionCookieToo)],
+        session_store=MemorySessionStore(),
+        session_settings=settings,
+    ) as server:
+        response = await server.fetch("/")
+    assert response.set_cookies[0] == "theme=dark; Path=/"
+    assert len(response.set_cookies) == 2
+    value = response.cookie_value()
+    assert value is not None
+    assert parse_cookie(value) is not None
+    assert response.set_cookies[1].startswith(f"session={value}; ")
