@@ -142,12 +142,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     module = getattr(item, "module", None)
     if report.failed and getattr(module, "record", None) is reliability_report.record:
         message = call.excinfo.exconly() if call.excinfo is not None else report.longreprtext
+        doc = getattr(getattr(item, "function", None), "__doc__", None)
         reliability_report.record(
             f"{item.nodeid} ({report.when})",
             group=reliability_report.FAILED_TESTS,
-            done=(item.function.__doc__ or item.name).strip().split("\n")[0]
-            if isinstance(item, pytest.Function)
-            else item.name,
+            done=(doc or item.name).strip().splitlines()[0],
             measured={"error": message.strip().splitlines()[0][:300] if message else "?"},
             verdict=reliability_report.FAIL,
         )

@@ -75,9 +75,9 @@ def test_deleted_and_set_again_counts_only_if_it_differs() -> None:
     assert session.changes() == ({"cart": {"items": [1, 2]}}, [])
 
 
-# An immutable stored value is remembered as itself, not encoded: equal values of one exact
-# type are no change, unless BSON tells them apart (the sign of a zero, a datetime's zone or
-# microseconds); any other type is a change, even when equal in Python (1 == 1.0 == True).
+# A value assigned again is a change only if BSON stores it differently: equal values of one
+# type are no change, unless BSON tells them apart (the sign of a zero, a datetime's
+# microseconds); another type is a change, even when equal in Python (1 == 1.0 == True).
 REASSIGNED = [
     (1, 1, False),
     (1, 2, True),

@@ -226,7 +226,7 @@ async def test_documents_equal_mongodb_documents(driver: str, mongo_url: str, db
         later = now + timedelta(seconds=10)
         update = SessionUpdate(
             loaded=loaded[0],
-            changed={  # each kind of scalar too: the memory store skips decoding some
+            changed={  # each kind of scalar too: each must come back as MongoDB's does
                 "pair": [3],
                 "big": 2**40,
                 "small": 7,

@@ -253,15 +253,25 @@ TABLE: list[tuple[str, Case, dict[str, Any] | None]] = [
 ]
 
 
+def handled(case: Case) -> Session | None:
+    """The session as the case's handler leaves it; ``None`` when it never touched it."""
+    if case.handler is None:
+        return None
+    loaded = case.loaded
+    # On a copy of the data: the session takes the record's dict as its own, and the table's
+    # records are shared by the tests.
+    session = (
+        Session()
+        if loaded is None
+        else Session.from_record(replace(loaded, data=dict(loaded.data)))
+    )
+    case.handler(session)
+    return session
+
+
 def run(case: Case, session: Session | None = None) -> SavePlan | None:
-    if case.handler is not None:  # on a copy: the session takes the record's data as its own
-        loaded = case.loaded
-        session = (
-            Session()
-            if loaded is None
-            else Session.from_record(replace(loaded, data=dict(loaded.data)))
-        )
-        case.handler(session)
+    if case.handler is not None:
+        session = handled(case)
     return plan_save(
         SaveContext(
             loaded=case.loaded,
@@ -320,11 +330,7 @@ def test_nothing_due_is_said_only_of_a_plan_of_nothing(
     request: pytest.FixtureRequest, case: Case, expected: dict[str, Any] | None
 ) -> None:
     assert case.loaded is not None
-    session = None
-    if case.handler is not None:  # on a copy: the session takes the record's data as its own
-        session = Session.from_record(replace(case.loaded, data=dict(case.loaded.data)))
-        case.handler(session)
-    quiet = nothing_due(case.loaded, session, NOW, case.rotator, case.rules)
+    quiet = nothing_due(case.loaded, handled(case), NOW, case.rotator, case.rules)
     assert quiet == (request.node.callspec.id in QUIET)
     if quiet:
         assert expected is None
