@@ -12,12 +12,25 @@ from datetime import datetime, timezone
 __all__ = ["as_utc", "utc_now"]
 
 
+_last: tuple[int, datetime] = (-1, datetime(1970, 1, 1, tzinfo=timezone.utc))
+"""The millisecond read last, and its datetime (one tuple: replaced whole, never torn)."""
+
+
 def utc_now() -> datetime:
     """Return the current UTC time, cut to whole milliseconds (what BSON stores)."""
-    # Whole milliseconds, then seconds as a float: fromtimestamp rounds to the microsecond, and
-    # the float is off by far less than half of one (until the year 2200), so the result is a
-    # whole millisecond; cheaper than datetime.now() then replace().
-    return datetime.fromtimestamp(time.time_ns() // 1_000_000 / 1000, timezone.utc)
+    global _last
+    ms = time.time_ns() // 1_000_000
+    last = _last
+    if last[0] == ms:
+        # A request reads the clock as it loads and as it saves, and a server answers several
+        # requests a millisecond: they share the datetime (immutable), built once.
+        return last[1]
+    # Seconds as a float: fromtimestamp rounds to the microsecond, and the float is off by far
+    # less than half of one (until the year 2200), so the result is a whole millisecond;
+    # cheaper than datetime.now() then replace().
+    now = datetime.fromtimestamp(ms / 1000, timezone.utc)
+    _last = (ms, now)
+    return now
 
 
 def as_utc(value: datetime) -> datetime:
