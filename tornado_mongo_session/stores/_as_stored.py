@@ -3,7 +3,7 @@ a delta applied through BSON, and MongoDB's 16 MiB document limit."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -27,7 +27,7 @@ NEAR_LIMIT = MAX_DOCUMENT_BYTES - 64 * 1024
 
 
 def apply_delta(
-    stored: dict[str, Any], size: int, changed: dict[str, Any], removed: list[str]
+    stored: dict[str, Any], size: int, changed: Mapping[str, Any], removed: Sequence[str]
 ) -> tuple[dict[str, Any], int]:
     """The data and its size bound after ``$set`` of ``changed`` and ``$unset`` of
     ``removed`` on ``stored`` (left as it is); what is set goes through BSON, as MongoDB would

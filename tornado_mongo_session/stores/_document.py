@@ -15,10 +15,11 @@ from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.errors import SessionEnded
 from tornado_mongo_session.stores._document_layout import (
     Document,
+    DocumentWrite,
     StoredSession,
+    document_write,
     new_document,
-    rotated_fields,
-    update_fields,
+    rotated_write,
     when_retired,
 )
 from tornado_mongo_session.stores._locks import KeyedLocks
@@ -37,10 +38,11 @@ __all__ = ["DocumentStore"]
 class DocumentStore(abc.ABC):
     """A store of ``{_id, tokens, created_at, accessed_at, rotated_at, expires_at, data}``.
 
-    Subclasses provide three primitives: find a live document, insert one, and update one with
-    an optional compare-and-set on ``rotated_at``; and two for the sessions bound to a user
-    (:meth:`_bound_sessions`, :meth:`_delete_bound`). Writes to one session are serialized within
-    the process (see :class:`~tornado_mongo_session.stores._locks.KeyedLocks`).
+    Subclasses provide three primitives: find a live document, insert one, and write a
+    :class:`DocumentWrite` to one with an optional compare-and-set on ``rotated_at``; and two
+    for the sessions bound to a user (:meth:`_bound_sessions`, :meth:`_delete_bound`). Writes to
+    one session are serialized within the process (see
+    :class:`~tornado_mongo_session.stores._locks.KeyedLocks`).
 
     A session bound to a user (``Session.bind_user``) also holds ``user_id``, ``handle`` (see
     :func:`~tornado_mongo_session.tokens.session_handle`) and, when recorded, ``ip`` and ``ua``
@@ -66,9 +68,11 @@ class DocumentStore(abc.ABC):
         """Insert a new document; raise SessionStoreError if its id exists."""
 
     @abc.abstractmethod
-    async def _update_document(self, query: Document, fields: Document, removed: list[str]) -> bool:
-        """``$set`` fields and ``$unset`` removed (dotted paths) on the document ``query``
-        matches (``{_id}``, or ``{_id, rotated_at}`` for a compare-and-set); True if one did."""
+    async def _update_document(
+        self, session_id: str, rotated_at: datetime | None, write: DocumentWrite
+    ) -> bool:
+        """Apply ``write`` to the document ``session_id``, only if its ``rotated_at`` is still
+        ``rotated_at`` when one is given (a compare-and-set); True if a document matched."""
 
     @abc.abstractmethod
     async def _bound_sessions(self, user_id: str, now: datetime) -> list[StoredSession]:
@@ -183,23 +187,22 @@ class DocumentStore(abc.ABC):
 
     async def _update(self, update: SessionUpdate) -> SaveResult:
         loaded = update.loaded
-        fields, removed = update_fields(update)
+        write = document_write(update)
         rotation = update.rotation
         if rotation is None:
-            if not await self._update_document({"_id": loaded.id}, fields, removed):
+            if not await self._update_document(loaded.id, None, write):
                 _ended(loaded, update)
             return SaveResult(session_id=loaded.id)
 
-        rotated = rotated_fields(fields, loaded, rotation, update.now)
+        rotated = rotated_write(write, loaded, rotation, update.now)
         # Compare-and-set: only the request that loaded the current rotated_at may rotate.
-        query = {"_id": loaded.id, "rotated_at": loaded.rotated_at}
-        if await self._update_document(query, rotated, removed):
+        if await self._update_document(loaded.id, loaded.rotated_at, rotated):
             cookie = encode_cookie(loaded.id, rotation.token)
             return SaveResult(session_id=loaded.id, cookie_value=cookie, rotated=True)
         # Another request rotated first (and pushed the deadline): our token is still kept, so
         # only data, if any, remains to be written.
         if (update.changed or update.removed) and not await self._update_document(
-            {"_id": loaded.id}, fields, removed
+            loaded.id, None, write
         ):
             _ended(loaded, update)
         return SaveResult(session_id=loaded.id)

@@ -3,7 +3,9 @@ and the fields a new session, a save and a rotation write. Pure functions over t
 :class:`~tornado_mongo_session.stores._document.DocumentStore` sends them.
 
 ``{_id, tokens, retired, created_at, accessed_at, rotated_at, expires_at, data}``, and for a
-session bound to a user ``user_id``, ``handle`` and, when recorded, ``ip`` and ``ua``.
+session bound to a user ``user_id``, ``handle`` and, when recorded, ``ip`` and ``ua``. A save is
+a :class:`DocumentWrite`: MongoDB receives it as one ``$set``/``$unset`` update
+(:meth:`DocumentWrite.update`), the memory store applies its parts as they are.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from tornado_mongo_session.clock import as_utc
 from tornado_mongo_session.stores.base import NewSession, Rotation, SessionRecord, SessionUpdate
@@ -21,10 +23,11 @@ from tornado_mongo_session.tokens import hash_token, session_handle, token_rank
 __all__ = [
     "RETIRED_KEPT",
     "Document",
+    "DocumentWrite",
     "StoredSession",
+    "document_write",
     "new_document",
-    "rotated_fields",
-    "update_fields",
+    "rotated_write",
     "when_retired",
 ]
 
@@ -107,32 +110,58 @@ def new_document(new: NewSession) -> Document:
     return doc
 
 
-def update_fields(update: SessionUpdate) -> tuple[Document, list[str]]:
-    """What a save ``$set``s (changed keys, the new deadline, the access time) and the dotted
-    paths it ``$unset``s (removed keys)."""
-    fields: Document = {f"data.{k}": v for k, v in update.changed.items()}
-    fields["expires_at"] = update.expires_at
-    fields["accessed_at"] = update.now
-    return fields, [f"data.{k}" for k in update.removed] if update.removed else []
+class DocumentWrite(NamedTuple):
+    """One save of a session document: the data keys it sets and unsets, the access time and
+    the deadline it sets, and for a rotation the token hashes, ``rotated_at`` and (when a
+    rotation evicts hashes) the ``retired`` entries, each set whole; ``None`` leaves a field as
+    it is."""
+
+    set_data: Mapping[str, Any]
+    unset_data: Sequence[str]
+    accessed_at: datetime
+    expires_at: datetime
+    tokens: list[str] | None = None
+    rotated_at: datetime | None = None
+    retired: list[Mapping[str, Any]] | None = None
+
+    def update(self) -> Document:
+        """The write as MongoDB's update document: ``$set`` of the dotted paths of the data
+        keys and of the fields beside the data, ``$unset`` of the removed keys' paths."""
+        fields: Document = {f"data.{k}": v for k, v in self.set_data.items()}
+        fields["expires_at"] = self.expires_at
+        fields["accessed_at"] = self.accessed_at
+        if self.tokens is not None:
+            fields["tokens"] = self.tokens
+            fields["rotated_at"] = self.rotated_at
+        if self.retired is not None:
+            fields["retired"] = self.retired
+        update: Document = {"$set": fields}
+        if self.unset_data:
+            update["$unset"] = {f"data.{k}": "" for k in self.unset_data}
+        return update
 
 
-def rotated_fields(
-    fields: Document, loaded: SessionRecord, rotation: Rotation, now: datetime
-) -> Document:
-    """``fields`` with a rotation's: the new token's hash first in ``tokens`` (at most
+def document_write(update: SessionUpdate) -> DocumentWrite:
+    """What a save writes: the changed and removed keys, the new deadline, the access time."""
+    return DocumentWrite(update.changed, update.removed, update.now, update.expires_at)
+
+
+def rotated_write(
+    write: DocumentWrite, loaded: SessionRecord, rotation: Rotation, now: datetime
+) -> DocumentWrite:
+    """``write`` with a rotation's: the new token's hash first in ``tokens`` (at most
     ``rotation.keep``), ``rotated_at``, and the evicted hashes first in ``retired``."""
     keep = max(1, rotation.keep)
-    rotated: Document = {
-        **fields,
-        "tokens": [hash_token(rotation.token), *loaded.token_hashes][:keep],
-        "rotated_at": now,
-    }
+    tokens = [hash_token(rotation.token), *loaded.token_hashes][:keep]
     evicted = loaded.token_hashes[keep - 1 :]
+    retired = None
     if evicted:
         # Set whole, like the tokens: the compare-and-set makes the loaded list current.
-        entries = [{"h": h, "at": now} for h in evicted]
-        rotated["retired"] = [*entries, *loaded.retired][:RETIRED_KEPT]
-    return rotated
+        entries: list[Mapping[str, Any]] = [{"h": h, "at": now} for h in evicted]
+        retired = [*entries, *loaded.retired][:RETIRED_KEPT]
+    return DocumentWrite(
+        write.set_data, write.unset_data, write.accessed_at, write.expires_at, tokens, now, retired
+    )
 
 
 def when_retired(token_hash: str, retired: Sequence[Mapping[str, Any]]) -> datetime | None:

@@ -35,14 +35,12 @@ from tornado_mongo_session.stores._as_stored import (
     stored_time,
 )
 from tornado_mongo_session.stores._document import DocumentStore
-from tornado_mongo_session.stores._document_layout import Document, StoredSession
+from tornado_mongo_session.stores._document_layout import Document, DocumentWrite, StoredSession
 from tornado_mongo_session.stores.base import SessionRecord
 
 __all__ = ["MemorySessionStore"]
 
 log = logging.getLogger("tornado_mongo_session.memory")
-
-_TIMES = frozenset({"created_at", "accessed_at", "rotated_at", "expires_at"})
 
 
 @dataclass(slots=True, kw_only=True)
@@ -168,34 +166,33 @@ class MemorySessionStore(DocumentStore):
                 "session …%s evicted: max_sessions=%d reached", evicted[-4:], self.max_sessions
             )
 
-    async def _update_document(self, query: Document, fields: Document, removed: list[str]) -> bool:
-        session_id = query["_id"]
+    async def _update_document(
+        self, session_id: str, rotated_at: datetime | None, write: DocumentWrite
+    ) -> bool:
         held = self._records.get(session_id)
-        if held is None or held.rotated_at != query.get("rotated_at", held.rotated_at):
+        if held is None or (rotated_at is not None and held.rotated_at != rotated_at):
             return False
-        # Paths are "data.<key>" (a key holds no dot) or a field beside the data.
-        changed: dict[str, Any] = {}
-        updates: dict[str, Any] = {}
-        for path, value in fields.items():
-            if path.startswith("data."):
-                changed[path[5:]] = value
-            elif path in _TIMES:
-                updates[path] = stored_time(value)
-            elif path == "tokens":
-                updates[path] = tuple(value)
-            elif path == "retired":
-                updates[path] = stored_retired(value)
-            else:
-                updates[path] = value
-        if changed or removed:
-            unset = [path[5:] for path in removed] if removed else []
-            data, size = apply_delta(held.data, held.size, changed, unset)
-            if size >= NEAR_LIMIT:
-                check_size({**_document(session_id, held, data={}), **updates}, size, "update")
-            updates["data"], updates["size"] = data, size
+        data, size = held.data, held.size
+        if write.set_data or write.unset_data:
+            data, size = apply_delta(data, size, write.set_data, write.unset_data)
+        accessed_at = stored_time(write.accessed_at)
+        expires_at = stored_time(write.expires_at)
+        tokens, rotated, retired = held.tokens, held.rotated_at, held.retired
+        if write.tokens is not None:
+            tokens = tuple(write.tokens)
+            rotated = stored_time(write.rotated_at or held.rotated_at)
+        if write.retired is not None:
+            retired = stored_retired(write.retired)
+        if size >= NEAR_LIMIT:
+            beside = _document(session_id, held, data={})
+            beside.update(tokens=tokens, accessed_at=accessed_at, rotated_at=rotated)
+            beside.update(expires_at=expires_at)
+            if retired:
+                beside["retired"] = retired
+            check_size(beside, size, "update")
         # Nothing is written until everything above succeeded.
-        for name, value in updates.items():
-            setattr(held, name, value)
+        held.data, held.size, held.tokens, held.retired = data, size, tokens, retired
+        held.accessed_at, held.expires_at, held.rotated_at = accessed_at, expires_at, rotated
         self._records.move_to_end(session_id)
         return True
 

@@ -26,7 +26,7 @@ from tornado_mongo_session._bson import check_refused
 from tornado_mongo_session.clock import utc_now
 from tornado_mongo_session.stores import _mongo_maintenance, _mongo_users
 from tornado_mongo_session.stores._document import DocumentStore
-from tornado_mongo_session.stores._document_layout import Document, StoredSession
+from tornado_mongo_session.stores._document_layout import Document, DocumentWrite, StoredSession
 from tornado_mongo_session.stores._mongo_commands import MongoCommands
 from tornado_mongo_session.stores._mongo_indexes import TTL_INDEX, USER_INDEXES, IndexMaker
 from tornado_mongo_session.stores._stats import SessionStats
@@ -193,15 +193,16 @@ class MongoSessionStore(DocumentStore):
             await self._indexes.ensure(USER_INDEXES)
         await self._commands.call("insert", lambda: self.collection.insert_one(doc))
 
-    async def _update_document(self, query: Document, fields: Document, removed: list[str]) -> bool:
+    async def _update_document(
+        self, session_id: str, rotated_at: datetime | None, write: DocumentWrite
+    ) -> bool:
         refused = await self._commands.refused_types()
         if refused:
-            check_refused({k[5:]: v for k, v in fields.items() if k.startswith("data.")}, refused)
-        update: Document = {}
-        if fields:
-            update["$set"] = fields
-        if removed:
-            update["$unset"] = dict.fromkeys(removed, "")
+            check_refused(write.set_data, refused)
+        query: Document = {"_id": session_id}
+        if rotated_at is not None:
+            query["rotated_at"] = rotated_at
+        update = write.update()
         result = await self._commands.call(
             "update", lambda: self.collection.update_one(query, update)
         )
