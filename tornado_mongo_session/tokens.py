@@ -11,7 +11,8 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from hmac import compare_digest
 
 __all__ = [
     "SESSION_ID_BYTES",
@@ -64,13 +65,21 @@ def token_matches(token: str, stored_hashes: Iterable[object]) -> bool:
     return found
 
 
-def token_rank(token_hash: str, stored_hashes: Iterable[object]) -> int | None:
+def token_rank(token_hash: str, stored_hashes: Sequence[object]) -> int | None:
     """The position of ``token_hash`` (a :func:`hash_token` result) in ``stored_hashes``, or
     ``None``; every stored hash is compared in constant time, whichever matches."""
     rank = None
-    for index, stored in enumerate(stored_hashes):
-        if isinstance(stored, str) and stored.isascii() and hmac.compare_digest(token_hash, stored):
-            rank = index
+    try:
+        # compare_digest refuses (TypeError) what is not an ASCII str: a malformed document's
+        # entry, compared again below, where it matches nothing.
+        for index, stored in enumerate(stored_hashes):
+            if compare_digest(token_hash, stored):  # type: ignore[call-overload]
+                rank = index
+    except TypeError:
+        rank = None
+        for index, stored in enumerate(stored_hashes):
+            if isinstance(stored, str) and stored.isascii() and compare_digest(token_hash, stored):
+                rank = index
     return rank
 
 
