@@ -29,21 +29,30 @@ def _misread(key: object) -> str | None:
     return None
 
 
+_GOOD_KEYS: set[str] = set()
+"""Keys :func:`check_key` passed (an application uses a few, on every request that writes);
+bounded by :data:`_GOOD_KEYS_KEPT`."""
+_GOOD_KEYS_KEPT = 4096
+
+
 def check_key(key: object) -> str:
     """Return ``key`` if it may name a session value (a non-empty UTF-8 ``str`` that MongoDB
     would not misread); raise ``ValueError`` naming it if not."""
+    if type(key) is str and key in _GOOD_KEYS:
+        return key
     problem = _misread(key)
     if problem is None and key == "":
         problem = "must not be empty"
     if problem is not None:
         raise ValueError(f"session key {key!r} {problem}")
     text = cast(str, key)
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"session key {key!r} is not valid UTF-8 text") from exc
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"session key {key!r} is not valid UTF-8 text") from exc
+    if type(text) is str and len(_GOOD_KEYS) < _GOOD_KEYS_KEPT:
+        _GOOD_KEYS.add(text)
     return text
 
 

@@ -124,19 +124,25 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
 
     def get(self, key: str, default: Any = None) -> Any:
         """``session[key]`` if the key is there, else ``default`` (as a dict's)."""
-        if key in self._data:
-            return self[key]
-        return default
+        data = self._data
+        if key not in data:
+            return default
+        value = data[key]
+        if type(value) in IMMUTABLE or key in self._stored or self.is_new:
+            return value  # as __getitem__ would, without its frame: read on most requests
+        return self[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
         check_key(key)
-        raw = encode_value(key, value)
-        self._remember(key)
-        self._data[key] = value
         if type(value) in IMMUTABLE:  # its encoding cannot change: changes() reuses it
+            raw = encode({key: value})
+            self._remember(key)
             self._fresh[key] = raw
         else:
+            encode_value(key, value)  # checked now, encoded again at save: it may change
+            self._remember(key)
             self._fresh.pop(key, None)
+        self._data[key] = value
 
     def __delitem__(self, key: str) -> None:
         self._remember(key)
