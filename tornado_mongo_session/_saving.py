@@ -95,8 +95,10 @@ class SessionSaving(HandlerState):
         # Tornado keeps the last one set per name (in its private _new_cookie), so must we.
         if header is None or config.cookie_name in self.__dict__.get("_new_cookie", ()):
             self.set_cookie(config.cookie_name, value, max_age=max_age, **config.cookie_attrs)
-        else:  # not add_header: its check for unsafe characters was made on the parts, once
+        elif "Set-Cookie" in self._headers:  # one the handler added itself stays, before ours
             self._headers.add("Set-Cookie", header)
+        else:  # not add(): its checks of the name and value were made on the parts, once
+            self._headers["Set-Cookie"] = header
         keep_from_shared_caches(self._headers, type(self))
         if config.cookie_attrs["secure"]:
             warn_if_insecure_transport(self.request)

@@ -6,8 +6,8 @@ The mixin reads the clock through the ``session_clock`` application setting (def
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
+from time import time_ns
 
 __all__ = ["as_utc", "utc_now"]
 
@@ -19,7 +19,7 @@ _last: tuple[int, datetime] = (-1, datetime(1970, 1, 1, tzinfo=timezone.utc))
 def utc_now() -> datetime:
     """Return the current UTC time, cut to whole milliseconds (what BSON stores)."""
     global _last
-    ms = time.time_ns() // 1_000_000
+    ms = time_ns() // 1_000_000
     last = _last
     if last[0] == ms:
         # A request reads the clock as it loads and as it saves, and a server answers several

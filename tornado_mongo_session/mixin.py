@@ -31,7 +31,7 @@ from tornado_mongo_session._response import vary_on_cookie
 from tornado_mongo_session._saving import SessionSaving
 from tornado_mongo_session._socket import SessionSocket
 from tornado_mongo_session._tasks import in_background, step
-from tornado_mongo_session.config import SessionConfig
+from tornado_mongo_session.config import SessionConfig, config_of
 from tornado_mongo_session.errors import SessionDataError, SessionEnded
 from tornado_mongo_session.policy import (
     SaveContext,
@@ -107,7 +107,8 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
         A store failure is logged here and raised (503, or 500) only when the handler touches
         ``self.session``: handlers that never use the session are unaffected by an outage.
         """
-        config = self._session_config
+        # Not the _session_config property: prepare is where it is looked up first.
+        config = self._session_config_of_app = config_of(self.application)
         store = config.store_for(type(self))
         if self.session_autoload:
             # Not get_cookie(): Tornado builds a SimpleCookie of every cookie for it, which costs
@@ -168,18 +169,13 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
             if chunk is not None:
                 raise RuntimeError("finish() called with data while the session is being saved")
             return pending
-        untouched = (
-            self._session is None
-            and self._session_record is None
-            and not self._session_cookie_stale
-        )
-        if self._session is not None and not self._headers_written:
+        session = self._session
+        if session is None and self._session_record is None and not self._session_cookie_stale:
+            return super().finish(chunk)  # untouched: nothing to save, nothing to add
+        if session is not None and not self._headers_written:
             vary_on_cookie(self._headers)
-        if (
-            not untouched
-            and not self._finished
-            and not isinstance(self, tornado.websocket.WebSocketHandler)  # no cookie over a socket
-        ):
+        if not self._finished and not isinstance(self, tornado.websocket.WebSocketHandler):
+            # (a WebSocket sets no cookie: its handshake response carries none)
             config = self._session_config
             if self.get_status() < 500:
                 try:
