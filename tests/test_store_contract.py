@@ -7,6 +7,7 @@ store answers every save with a new cookie value.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,8 @@ from tornado_mongo_session import (
     MongoSessionStore,
     NewSession,
     Rotation,
+    SaveResult,
+    SessionRecord,
     SessionStore,
     SessionUpdate,
     TieredSessionStore,
@@ -168,3 +171,30 @@ async def test_a_deleted_session_no_longer_loads(store: SessionStore) -> None:
     await store.delete(record)
     # A cookie cannot be revoked: deleting is the mixin expiring it in the browser.
     assert (await store.load(cookie, now=now) is not None) == in_cookie(store)
+
+
+def test_the_records_a_store_receives_and_returns_are_frozen() -> None:
+    """SessionUpdate, Rotation and SaveResult write their fields in an ``__init__`` of their
+    own (a frozen dataclass's costs a save more than the rest of building them): they stay
+    frozen, compare and copy as dataclasses do, and fill in what is omitted."""
+    now = utc_now()
+    loaded = SessionRecord(
+        id="i" * 24, data={}, created_at=now, accessed_at=now, rotated_at=now, expires_at=now
+    )
+    update = SessionUpdate(loaded=loaded, now=now, expires_at=now + HOUR)
+    rotation = Rotation(keep=2)
+    result = SaveResult(session_id="i" * 24)
+    for record, field in ((update, "now"), (rotation, "keep"), (result, "rotated")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(record, field, None)
+    assert (update.changed, update.removed, update.rotation) == ({}, (), None)
+    assert update.changed is not SessionUpdate(loaded=loaded, now=now, expires_at=now).changed
+    assert len(rotation.token) == 43
+    assert rotation.token != Rotation(keep=2).token
+    assert rotation.token not in repr(rotation)
+    assert (result.cookie_value, result.rotated) == (None, False)
+    moved = dataclasses.replace(update, changed={"a": 1}, rotation=rotation)
+    assert (moved.changed, moved.rotation, moved.loaded) == ({"a": 1}, rotation, loaded)
+    rotated = SaveResult(session_id="i" * 24, rotated=True)
+    assert dataclasses.replace(result, rotated=True) == rotated
+    assert hash(result) == hash(SaveResult(session_id="i" * 24))

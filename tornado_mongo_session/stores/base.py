@@ -101,15 +101,26 @@ class NewSession:
         return self.now
 
 
-@dataclass(frozen=True, kw_only=True)
+# The records a save builds on every request that writes are frozen dataclasses whose
+# ``__init__`` is written out: the generated one of a frozen dataclass sets each field through
+# ``object.__setattr__``, which costs more than the rest of building them. Written here, the
+# fields go into the instance's ``__dict__`` at once; frozen as before (assignment raises
+# ``FrozenInstanceError``), and ``dataclasses.replace``, ``==`` and ``repr`` work as before.
+
+
+@dataclass(frozen=True, kw_only=True, init=False)
 class Rotation:
-    """Replace the token: issue ``token`` and keep the ``keep`` newest token hashes."""
+    """Replace the token: issue ``token`` (a fresh one when omitted) and keep the ``keep``
+    newest token hashes."""
 
     keep: int
-    token: str = field(default_factory=new_token, repr=False)
+    token: str = field(repr=False)
+
+    def __init__(self, *, keep: int, token: str | None = None) -> None:
+        self.__dict__.update(keep=keep, token=new_token() if token is None else token)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, init=False)
 class SessionUpdate:
     """A change to a session this request loaded: always a touch, possibly more.
 
@@ -125,6 +136,25 @@ class SessionUpdate:
     changed: Mapping[str, Any] = field(default_factory=dict)
     removed: tuple[str, ...] = ()
     rotation: Rotation | None = None
+
+    def __init__(
+        self,
+        *,
+        loaded: SessionRecord,
+        now: datetime,
+        expires_at: datetime,
+        changed: Mapping[str, Any] | None = None,
+        removed: tuple[str, ...] = (),
+        rotation: Rotation | None = None,
+    ) -> None:
+        self.__dict__.update(
+            loaded=loaded,
+            now=now,
+            expires_at=expires_at,
+            changed={} if changed is None else changed,
+            removed=removed,
+            rotation=rotation,
+        )
 
     @property
     def session_id(self) -> str:
@@ -152,7 +182,7 @@ class SessionUpdate:
         return data
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, init=False)
 class SaveResult:
     """What a save did: the session id now in use, the cookie value to send, and whether the
     token was replaced (always, for a :class:`NewSession`).
@@ -166,6 +196,11 @@ class SaveResult:
     session_id: str
     cookie_value: str | None = None
     rotated: bool = False
+
+    def __init__(
+        self, *, session_id: str, cookie_value: str | None = None, rotated: bool = False
+    ) -> None:
+        self.__dict__.update(session_id=session_id, cookie_value=cookie_value, rotated=rotated)
 
 
 @runtime_checkable
