@@ -214,7 +214,7 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
         encoded, stored = self._encoded, self._size_stored
         if encoded is not None and (self.is_new or stored is not None):
             # A document's elements plus its 5 bytes of frame; each encoding has its own frame.
-            added = sum(len(value) - 5 for value in encoded.values())
+            added = sum(map(len, encoded.values())) - 5 * len(encoded)
             if self.is_new and len(encoded) == len(self._data):
                 return 5 + added
             if not self.is_new and stored is not None:
