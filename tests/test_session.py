@@ -50,6 +50,31 @@ def test_bad_keys_raise_value_error_naming_the_key(key: Any) -> None:
     assert len(s) == 0
 
 
+def test_a_good_key_stays_good_and_a_bad_one_bad_on_every_use() -> None:
+    # check_key remembers the keys it passed: each is judged the same on the next use.
+    for _ in range(3):
+        s = Session()
+        s["fine"] = 1
+        with pytest.raises(ValueError, match=r"'a\.b'"):
+            s["a.b"] = 1
+        with pytest.raises(ValueError, match="must be a str"):
+            s[StrKey("fine")] = 1  # type: ignore[index]
+        assert dict(s) == {"fine": 1}
+
+
+class StrKey:
+    """Equal to and hashed as a str, but not one: a key MongoDB could not take."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return other == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
 @pytest.mark.parametrize("value", [object(), {1, 2}, lambda: None, 2**70])
 def test_unencodable_values_raise_type_error_naming_the_key(value: Any) -> None:
     s = Session()

@@ -12,6 +12,7 @@ from tornado_mongo_session.tokens import (
     new_token,
     parse_cookie,
     token_matches,
+    token_rank,
 )
 
 
@@ -46,6 +47,23 @@ def test_token_matches_any_kept_hash() -> None:
     assert not token_matches(new_token(), hashes)
     assert not token_matches(tokens[0], [])
     assert not token_matches(tokens[0], ["not-a-hash", 7])  # type: ignore[list-item]
+
+
+def test_token_rank_is_the_position_of_the_matching_hash() -> None:
+    hashes = [hash_token(new_token()) for _ in range(3)]
+    assert [token_rank(h, hashes) for h in hashes] == [0, 1, 2]
+    assert token_rank(hash_token(new_token()), hashes) is None
+    assert token_rank(hashes[0], []) is None
+
+
+@pytest.mark.parametrize("bad", [None, 7, b"bytes", "not-ascii-\u00e9", ["list"]])
+def test_token_rank_skips_what_a_malformed_document_holds(bad: object) -> None:
+    # compare_digest refuses these (TypeError): the entries around them still count.
+    hashes = [hash_token(new_token()) for _ in range(2)]
+    stored = [hashes[0], bad, hashes[1], bad]
+    assert token_rank(hashes[1], stored) == 2
+    assert token_rank(hashes[0], stored) == 0
+    assert token_rank(hash_token(new_token()), stored) is None
 
 
 def test_cookie_round_trip() -> None:
