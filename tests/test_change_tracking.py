@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import tornado.web
+from bson import ObjectId
 from helpers import Clock, serve
+from hypothesis import given, reject, settings
+from hypothesis import strategies as st
 
 from tornado_mongo_session import (
     MemorySessionStore,
@@ -25,6 +29,7 @@ from tornado_mongo_session import (
     SessionMixin,
     SessionSettings,
 )
+from tornado_mongo_session._bson import encode
 from tornado_mongo_session.tokens import parse_cookie
 
 HAND_OUTS: dict[str, Callable[[Session], Any]] = {
@@ -102,6 +107,24 @@ REASSIGNED = [
         False,
     ),
     (datetime.datetime(2030, 1, 1), datetime.datetime(2030, 1, 1, 0, 0, 1), True),
+    (
+        datetime.datetime(2030, 1, 1, 0, 0, 0, 5000),
+        datetime.datetime(2030, 1, 1, 0, 0, 0, 5999),
+        False,
+    ),
+    (
+        datetime.datetime(2030, 1, 1, 0, 0, 0, 5999),
+        datetime.datetime(2030, 1, 1, 0, 0, 0, 6000),
+        True,
+    ),
+    (
+        datetime.datetime(1969, 12, 31, 23, 59, 59, 999),
+        datetime.datetime(1969, 12, 31, 23, 59, 59),
+        False,
+    ),
+    (float("nan"), -float("nan"), True),
+    (ObjectId("64f1c2a9e4b0a1b2c3d4e5f6"), ObjectId("64f1c2a9e4b0a1b2c3d4e5f6"), False),
+    (ObjectId("64f1c2a9e4b0a1b2c3d4e5f6"), "64f1c2a9e4b0a1b2c3d4e5f6", True),
     (1, [1], True),
     ([1], 1, True),
 ]
@@ -120,6 +143,79 @@ def test_an_immutable_value_assigned_again_is_a_change_only_if_it_is_stored_diff
         assert found["k"] is after
     else:
         assert found == {}
+
+
+def _variants(value: Any) -> list[Any]:
+    """Values close to ``value`` that BSON may or may not store as it: another type, the other
+    zero, a neighbour, the same instant in another zone or a few microseconds on."""
+    near: list[Any] = [value]
+    if isinstance(value, bool) or value is None:
+        near += [int(bool(value)), not value, None, 0.0]
+    elif isinstance(value, int):
+        near += [value + 1, value - 1, -value, float(value), bool(value), str(value)]
+    elif isinstance(value, float):
+        near += [-value, value * (1 + 2**-52), int(value) if math.isfinite(value) else 0]
+    elif isinstance(value, datetime.datetime):
+        zone = datetime.timezone(datetime.timedelta(hours=5, minutes=30))
+        aware = value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+        near += [aware, aware.astimezone(zone), value.replace(tzinfo=None)]
+        near += [value + datetime.timedelta(microseconds=n) for n in (1, 999, 1000, -1)]
+    elif isinstance(value, (str, bytes)):
+        near += [value + value[:1], value[::-1], value.encode() if isinstance(value, str) else None]
+    elif isinstance(value, ObjectId):
+        near += [ObjectId(value.binary), str(value), value.binary]
+    return near
+
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.sampled_from([2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 0]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, math.nan, -math.nan, math.inf, -math.inf, 5e-324]),
+    st.text(max_size=8),
+    st.binary(max_size=8),
+    st.binary(min_size=12, max_size=12).map(ObjectId),
+    st.datetimes(
+        min_value=datetime.datetime(1900, 1, 1),
+        max_value=datetime.datetime(2200, 1, 1),
+        timezones=st.one_of(
+            st.none(),
+            st.builds(
+                datetime.timezone,
+                st.timedeltas(
+                    min_value=datetime.timedelta(hours=-23), max_value=datetime.timedelta(hours=23)
+                ),
+            ),
+        ),
+    ),
+)
+
+
+@given(
+    SCALARS.flatmap(
+        lambda old: st.tuples(
+            st.just(old),
+            st.sampled_from(_variants(old)) | st.sampled_from(_variants(old)) | SCALARS,
+        )
+    )
+)
+@settings(max_examples=1500, deadline=None)
+def test_an_immutable_value_is_told_changed_exactly_when_its_bson_differs(
+    pair: tuple[Any, Any],
+) -> None:
+    """An immutable value is remembered as itself, not as its BSON (an encoding per assignment
+    saved): the comparison must agree with BSON's bytes on every pair."""
+    before, after = pair
+    try:
+        stored_after = encode({"k": after})
+    except TypeError:  # a neighbour BSON refuses (an int past 64 bits): nothing to compare
+        reject()
+    session = Session({"k": before}, session_id="s" * 24, is_new=False)
+    session["k"] = after
+    found, _removed = session.changes()
+    assert ("k" in found) == (encode({"k": before}) != stored_after)
 
 
 def test_an_immutable_value_deleted_is_removed_and_set_back_is_no_change() -> None:

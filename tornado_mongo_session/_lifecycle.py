@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from tornado_mongo_session._bson import copy_value
-from tornado_mongo_session._values import IMMUTABLE, check_key
+from tornado_mongo_session._values import IMMUTABLE, Kept, check_key
 from tornado_mongo_session.tokens import new_session_id, session_handle
 
 __all__ = ["SessionLifecycle"]
@@ -45,7 +45,7 @@ class SessionLifecycle:
     _replaced_id: str | None
     # Session's (its data and snapshot), changed here in place only.
     _data: dict[str, Any]
-    _stored: dict[str, bytes | None]
+    _stored: dict[str, bytes | Kept | None]
 
     def regenerate(self, *, keep: Iterable[str] | None = None) -> None:
         """Give the session a new id and token; the old id dies at save.

@@ -3,15 +3,24 @@ that cannot change in place. Pure functions; the session applies them."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
 from bson import ObjectId
 
 from tornado_mongo_session._bson import encode
 
-__all__ = ["IMMUTABLE", "MAX_NESTING", "check_key", "check_nested", "encode_value"]
+__all__ = [
+    "IMMUTABLE",
+    "MAX_NESTING",
+    "Kept",
+    "check_key",
+    "check_nested",
+    "encode_value",
+    "same_as_stored",
+]
 
 MAX_NESTING = 90
 """How deep a value may nest. MongoDB refuses documents nested more than 100 levels, and the
@@ -85,3 +94,40 @@ def encode_value(key: str, value: Any) -> bytes:
 # Values that cannot change in place: a handler holding one cannot change the session without
 # assigning, so handing one out needs no snapshot and no copy.
 IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes, datetime, ObjectId})
+
+
+class Kept:
+    """A stored value that cannot change in place, remembered as itself before it is first
+    assigned (its BSON would cost an encoding on every assignment): compared with
+    :func:`same_as_stored`."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+_DOUBLE = struct.Struct("<d")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def same_as_stored(old: Any, new: Any) -> bool:
+    """Whether BSON stores ``new`` exactly as it stores ``old`` (both of an :data:`IMMUTABLE`
+    type), without encoding either: of one type (``1``, ``1.0`` and ``True`` differ), floats
+    bit for bit (``-0.0`` is not ``0.0``), datetimes to the millisecond in UTC (BSON drops the
+    microseconds and the time zone; a naive one is UTC), the rest by equality."""
+    kind = type(old)
+    if type(new) is not kind:
+        return False
+    if kind is float:
+        return _DOUBLE.pack(old) == _DOUBLE.pack(new)
+    if kind is datetime:
+        return _millis(old) == _millis(new)
+    return bool(old == new)
+
+
+def _millis(value: datetime) -> int:
+    """Milliseconds since the epoch, as BSON stores a datetime (rounded down)."""
+    return (value - (_NAIVE_EPOCH if value.utcoffset() is None else _EPOCH)) // _MILLISECOND

@@ -17,9 +17,11 @@ from tornado_mongo_session._lifecycle import SessionLifecycle
 from tornado_mongo_session._values import (
     IMMUTABLE,
     MAX_NESTING,
+    Kept,
     check_key,
     check_nested,
     encode_value,
+    same_as_stored,
 )
 from tornado_mongo_session.tokens import new_session_id
 
@@ -45,9 +47,10 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
 
     # How changes are found without encoding what the handler never touched: a value can only
     # change if it is assigned, deleted, or handed out (and then changed in place). Each of
-    # those first records, in _stored, how the key looks in the store (its BSON bytes, None
-    # when the store does not hold it); changes() compares only those keys. Immutable values
-    # handed out are not recorded: they can only change by assignment. A loaded value may be
+    # those first records, in _stored, how the key looks in the store (its BSON bytes; an
+    # immutable value as itself, in a Kept, compared with same_as_stored; None when the store
+    # does not hold it); changes() compares only those keys. Immutable values handed out are
+    # not recorded: they can only change by assignment. A loaded value may be
     # shared with the store (MemorySessionStore): it is never changed in place, only copied.
     # (The identity's slots are SessionLifecycle's.)
     __slots__ = (
@@ -83,7 +86,7 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
         self.accessed_at = accessed_at
         self.expires_at = expires_at
         self._data: dict[str, Any] = dict(data or {})
-        self._stored: dict[str, bytes | None] = {}
+        self._stored: dict[str, bytes | Kept | None] = {}
         self._encoded: dict[str, bytes] | None = None
         self._fresh: dict[str, bytes] = {}  # the encoding of each immutable value assigned
         self._replaced_id: str | None = None
@@ -164,7 +167,13 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
     def _remember(self, key: str) -> None:
         """Record how ``key`` looks in the store, before it first changes."""
         if key not in self._stored and not self.is_new:
-            self._stored[key] = encode({key: self._data[key]}) if key in self._data else None
+            data = self._data
+            if key not in data:
+                self._stored[key] = None
+            elif type(data[key]) in IMMUTABLE:
+                self._stored[key] = Kept(data[key])
+            else:
+                self._stored[key] = encode({key: data[key]})
 
     @property
     def unchanged(self) -> bool:
@@ -193,11 +202,17 @@ class Session(SessionLifecycle, MutableMapping[str, Any]):
         for key, was in stored.items():  # only these keys can have changed
             if key in data:
                 value = data[key]
-                now = encoded[key] = fresh.get(key) or encode({key: value})
-                if now != was:
-                    if type(value) not in IMMUTABLE:  # only a container holds keys
-                        check_nested(key, value, "")  # only what changed can hold a bad key
-                    changed[key] = value
+                if type(was) is Kept:
+                    if same_as_stored(was.value, value):
+                        continue  # stored as it was: its stored element counts as it is
+                    encoded[key] = fresh.get(key) or encode({key: value})
+                else:
+                    now = encoded[key] = fresh.get(key) or encode({key: value})
+                    if now == was:
+                        continue
+                if type(value) not in IMMUTABLE:  # only a container holds keys
+                    check_nested(key, value, "")  # only what changed can hold a bad key
+                changed[key] = value
             elif was is not None:
                 removed.append(key)
         self._encoded = encoded
