@@ -176,7 +176,7 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
             vary_on_cookie(self._headers)
         if not self._finished and not isinstance(self, tornado.websocket.WebSocketHandler):
             # (a WebSocket sets no cookie: its handshake response carries none)
-            config = self._session_config
+            config = self._session_config_of_app or self._session_config  # set by prepare
             if self.get_status() < 500:
                 try:
                     plan = self._session_plan(config)
