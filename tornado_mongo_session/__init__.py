@@ -28,6 +28,7 @@ from tornado_mongo_session.mixin import SessionMixin
 from tornado_mongo_session.rotation import IntervalRotator, NeverRotator, TokenRotator
 from tornado_mongo_session.session import Session
 from tornado_mongo_session.settings import SessionSettings
+from tornado_mongo_session.stores._user_sessions import UserSession, UserSessionStore
 from tornado_mongo_session.stores.base import (
     NewSession,
     Rotation,
@@ -35,8 +36,6 @@ from tornado_mongo_session.stores.base import (
     SessionRecord,
     SessionStore,
     SessionUpdate,
-    UserSession,
-    UserSessionStore,
 )
 from tornado_mongo_session.stores.cookie import CookieSessionStore
 from tornado_mongo_session.stores.memory import MemorySessionStore

@@ -23,13 +23,8 @@ from tornado_mongo_session.stores._document_layout import (
     when_retired,
 )
 from tornado_mongo_session.stores._locks import KeyedLocks
-from tornado_mongo_session.stores.base import (
-    NewSession,
-    SaveResult,
-    SessionRecord,
-    SessionUpdate,
-    UserSession,
-)
+from tornado_mongo_session.stores._user_sessions import UserSession
+from tornado_mongo_session.stores.base import NewSession, SaveResult, SessionRecord, SessionUpdate
 from tornado_mongo_session.tokens import encode_cookie, hash_token, parse_cookie, token_rank
 
 __all__ = ["DocumentStore"]

@@ -29,13 +29,8 @@ from tornado_mongo_session.errors import SessionConfigError, SessionTooLarge
 from tornado_mongo_session.stores._cookie_format import PREFIX, binding, seal, unseal
 from tornado_mongo_session.stores._cookie_keys import Ciphers, CookieSecret, SigningKeys
 from tornado_mongo_session.stores._cookie_payload import payload_of, record_of
-from tornado_mongo_session.stores.base import (
-    NewSession,
-    SaveResult,
-    SessionRecord,
-    SessionUpdate,
-    UserSession,
-)
+from tornado_mongo_session.stores._user_sessions import UserSession
+from tornado_mongo_session.stores.base import NewSession, SaveResult, SessionRecord, SessionUpdate
 
 __all__ = ["CookieSecret", "CookieSessionStore"]
 

@@ -24,16 +24,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from tornado_mongo_session.errors import SessionConfigError, SessionTooLarge
-from tornado_mongo_session.stores.base import NewSession, SessionUpdate, UserSessionStore
+from tornado_mongo_session.stores._user_sessions import UserSessionStore
+from tornado_mongo_session.stores.base import NewSession, SessionUpdate
 from tornado_mongo_session.stores.cookie import CookieSessionStore
 
 if TYPE_CHECKING:  # in annotations only
-    from tornado_mongo_session.stores.base import (
-        SaveResult,
-        SessionRecord,
-        SessionStore,
-        UserSession,
-    )
+    from tornado_mongo_session.stores._user_sessions import UserSession
+    from tornado_mongo_session.stores.base import SaveResult, SessionRecord, SessionStore
 
 __all__ = ["TieredSessionStore"]
 
