@@ -174,8 +174,8 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
             return super().finish(chunk)  # untouched: nothing to save, nothing to add
         if session is not None and not self._headers_written:
             vary_on_cookie(self._headers)
+        # A WebSocket's handshake response carries no cookie: its saves are save_session()'s.
         if not self._finished and not isinstance(self, tornado.websocket.WebSocketHandler):
-            # (a WebSocket sets no cookie: its handshake response carries none)
             config = self._session_config_of_app or self._session_config  # set by prepare
             if self.get_status() < 500:
                 try:
