@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import tornado.web
-from helpers import serve
+from helpers import Response, serve
 
 from tornado_mongo_session import (
     MemorySessionStore,
@@ -87,6 +87,16 @@ def test_read_once_per_application_and_forgotten_with_it() -> None:
     assert len(gc.get_referrers(config)) < count
 
 
+async def fetch_once(handler: type[tornado.web.RequestHandler]) -> Response:
+    """One GET of ``handler`` on a fresh app with a memory store; the response."""
+    async with serve(
+        [("/", handler)],
+        session_store=MemorySessionStore(),
+        session_settings=SessionSettings(cookie_secure=False),
+    ) as server:
+        return await server.fetch("/")
+
+
 class SetsTheSessionCookieToo(SessionMixin, tornado.web.RequestHandler):
     def get(self) -> None:
         self.set_cookie("session", "the-handler-s-own")
@@ -95,13 +105,7 @@ class SetsTheSessionCookieToo(SessionMixin, tornado.web.RequestHandler):
 
 async def test_the_session_cookie_wins_over_one_the_handler_set_of_the_same_name() -> None:
     """As with Tornado's set_cookie alone: one Set-Cookie per name, the last one set."""
-    settings = SessionSettings(cookie_secure=False)
-    async with serve(
-        [("/", SetsTheSessionCookieToo)],
-        session_store=MemorySessionStore(),
-        session_settings=settings,
-    ) as server:
-        response = await server.fetch("/")
+    response = await fetch_once(SetsTheSessionCookieToo)
     assert len(response.set_cookies) == 1
     value = response.cookie_value()
     assert value is not None
@@ -116,13 +120,7 @@ class AddsItsOwnSetCookieHeader(SessionMixin, tornado.web.RequestHandler):
 
 async def test_a_set_cookie_header_the_handler_added_is_kept_beside_the_session_cookie() -> None:
     """A raw Set-Cookie header the handler added stays, first, beside the session cookie's."""
-    settings = SessionSettings(cookie_secure=False)
-    async with serve(
-        [("/", AddsItsOwnSetCookieHeader)],
-        session_store=MemorySessionStore(),
-        session_settings=settings,
-    ) as server:
-        response = await server.fetch("/")
+    response = await fetch_once(AddsItsOwnSetCookieHeader)
     assert response.set_cookies[0] == "theme=dark; Path=/"
     assert len(response.set_cookies) == 2
     value = response.cookie_value()

@@ -31,7 +31,7 @@ from tornado_mongo_session._response import vary_on_cookie
 from tornado_mongo_session._saving import SessionSaving
 from tornado_mongo_session._socket import SessionSocket
 from tornado_mongo_session._tasks import in_background, step
-from tornado_mongo_session.config import SessionConfig, config_of
+from tornado_mongo_session.config import SessionConfig
 from tornado_mongo_session.errors import SessionDataError, SessionEnded
 from tornado_mongo_session.policy import (
     SaveContext,
@@ -107,8 +107,7 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
         A store failure is logged here and raised (503, or 500) only when the handler touches
         ``self.session``: handlers that never use the session are unaffected by an outage.
         """
-        # Not the _session_config property: prepare is where it is looked up first.
-        config = self._session_config_of_app = config_of(self.application)
+        config = self._session_config
         store = config.store_for(type(self))
         if self.session_autoload:
             # Not get_cookie(): Tornado builds a SimpleCookie of every cookie for it, which costs
@@ -176,7 +175,7 @@ class SessionMixin(SessionLoading, SessionSaving, SessionSocket):
             vary_on_cookie(self._headers)
         # A WebSocket's handshake response carries no cookie: its saves are save_session()'s.
         if not self._finished and not isinstance(self, tornado.websocket.WebSocketHandler):
-            config = self._session_config_of_app or self._session_config  # set by prepare
+            config = self._session_config
             if self.get_status() < 500:
                 try:
                     plan = self._session_plan(config)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import re
 import secrets
 from collections.abc import Iterable, Sequence
@@ -57,12 +56,7 @@ def token_matches(token: str, stored_hashes: Iterable[object]) -> bool:
 
     Every stored hash is compared, so the time taken does not reveal which one matched.
     """
-    candidate = hash_token(token)
-    found = False
-    for stored in stored_hashes:
-        if isinstance(stored, str) and stored.isascii() and hmac.compare_digest(candidate, stored):
-            found = True
-    return found
+    return token_rank(hash_token(token), list(stored_hashes)) is not None
 
 
 def token_rank(token_hash: str, stored_hashes: Sequence[object]) -> int | None:

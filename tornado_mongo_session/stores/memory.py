@@ -185,8 +185,9 @@ class MemorySessionStore(DocumentStore):
             retired = stored_retired(write.retired)
         if size >= NEAR_LIMIT:
             beside = _document(session_id, held, data={})
-            beside.update(tokens=tokens, accessed_at=accessed_at, rotated_at=rotated)
-            beside.update(expires_at=expires_at)
+            beside.update(
+                tokens=tokens, accessed_at=accessed_at, rotated_at=rotated, expires_at=expires_at
+            )
             if retired:
                 beside["retired"] = retired
             check_size(beside, size, "update")
