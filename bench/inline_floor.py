@@ -1,23 +1,27 @@
-"""An experiment, not a benchmark of the library: how low could write and rotate go?
+"""An experiment, not a benchmark of the library: how low could read, write and rotate go?
 
-``bench/cpu.py`` measures the library's extra CPU per request; its write and rotate targets
-(issue 10) are missed. This asks whether the library's structure is what stands in the way:
-it measures write and rotate again with the save step of ``finish()`` hand-inlined, with no save
-policy, no ``SaveContext``/``SavePlan``/``SessionUpdate``/``SaveResult`` records, no store
-``save``/``_update`` layers and none of the glue's checks, keeping only what the request must
-do: the session's ``changes()`` and size bound, the deadline, for a rotation a new token and its
-hash and the evicted ones retired, one call of the memory store's update primitive, the same
-three headers (``Vary``, ``Set-Cookie``, ``Cache-Control``) and the session's bookkeeping. The
-load is the library's, unchanged.
+``bench/cpu.py`` measures the library's extra CPU per request; its read, write and rotate
+targets (issue 10) are missed. This asks whether the library's structure is what stands in the
+way, measuring the three again in two hand-inlined variants, alternating with the library:
+
+- **save inlined**: the save step of ``finish()`` for write and rotate with no save policy, no
+  ``SaveContext``/``SavePlan``/``SessionUpdate``/``SaveResult`` records, no store
+  ``save``/``_update`` layers and none of the glue's checks; only what the request must do: the
+  session's ``changes()`` and size bound, the deadline, for a rotation a new token and its hash
+  and the evicted ones retired, one call of the memory store's update primitive, the same three
+  headers (``Vary``, ``Set-Cookie``, ``Cache-Control``) and the session's bookkeeping.
+- **all inlined**: that, and the load of ``prepare()`` inlined too (the one cookie the client
+  sends, split; the document found; its deadline; the token's hash compared; the record
+  built), and a read's ``finish()`` (``Vary``, nothing due).
 
 It patches private parts of the library, for the benchmark's own handlers only, and skips
-checks a real save needs (a cookie the handler set itself, an existing ``Cache-Control``, the
-compare-and-set's loser, size limits of the document): its figures are a lower bound for
-*this* load path, store and header set, never a design to copy.
+checks a real request needs (several cookie values, a cookie the handler set itself, an existing
+``Cache-Control``, a retired token, the compare-and-set's loser, the document's size limit):
+its figures are a lower bound for this store and header set, never a design to copy.
 
 Usage: ``python bench/inline_floor.py [--requests 1000] [--repeats 10] [--rounds 2]``; prints
-each scenario's extra CPU as the library does it and inlined, alternating rounds, and the
-ratios against ``bench/cpu.py``'s targets.
+each scenario's extra CPU and its ratio to the bare handler's per variant (medians over the
+rounds), and ``bench/cpu.py``'s target.
 """
 
 from __future__ import annotations
@@ -40,7 +44,14 @@ import cpu
 
 from tornado_mongo_session import SessionMixin
 from tornado_mongo_session.stores._document_layout import RETIRED_KEPT, DocumentWrite
-from tornado_mongo_session.tokens import encode_cookie, hash_token, new_token
+from tornado_mongo_session.stores.base import SessionRecord
+from tornado_mongo_session.tokens import (
+    encode_cookie,
+    hash_token,
+    new_token,
+    parse_cookie,
+    token_rank,
+)
 
 SHOWN = ("read", "write", "rotate")
 
@@ -54,14 +65,75 @@ def _run(coro: Any) -> Any:
     raise RuntimeError("the memory store waited")
 
 
-def inlined_finish(library_finish: Callable[..., Any]) -> Callable[..., Any]:
-    """``finish`` with the save of the benchmark's write and rotate requests hand-inlined."""
+class _Done:
+    """A completed awaitable: what ``prepare`` returns when the load ended within the call (a
+    handler's ``await super().prepare()`` needs an awaitable)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Any:
+        return iter(())
+
+
+_DONE = _Done()
+
+
+def inlined_prepare(library_prepare: Callable[..., Any]) -> Callable[..., Any]:
+    """``prepare`` with the load of the benchmark's read and write requests hand-inlined: the
+    one cookie the benchmark's client sends, split, the document found, its deadline, the
+    token's hash compared, the record built. Anything else goes to the library's."""
+
+    def prepare(self: Any) -> Any:
+        kind = type(self)
+        if kind is not bench_app.Read and kind is not bench_app.Write:
+            return library_prepare(self)
+        config = self._session_config
+        header = self.request.headers.get("Cookie") or ""
+        prefix = config.cookie_name + "="
+        cookie = header[len(prefix) :] if header.startswith(prefix) else None
+        parsed = parse_cookie(cookie)
+        if parsed is None:
+            return library_prepare(self)
+        session_id, token = parsed
+        found = _run(config.store_for(kind)._find(session_id))
+        if found is None or found.expires_at <= config.clock():
+            return library_prepare(self)
+        rank = token_rank(hash_token(token), found.tokens)
+        if rank is None:
+            return library_prepare(self)
+        self._session_record = SessionRecord(
+            id=session_id,
+            data=dict(found.data),
+            created_at=found.created_at,
+            accessed_at=found.accessed_at,
+            rotated_at=found.rotated_at,
+            expires_at=found.expires_at,
+            token=token,
+            token_hashes=list(found.tokens),
+            token_newest=rank == 0,
+            retired=found.retired,
+            size=found.size,
+        )
+        self._session_cookie_in = cookie
+        return _DONE
+
+    return prepare
+
+
+def inlined_finish(library_finish: Callable[..., Any], *, read: bool = False) -> Callable[..., Any]:
+    """``finish`` with the save of the benchmark's write and rotate requests hand-inlined;
+    ``read``: also a read's (nothing due: ``Vary``, the clock, the touch's check)."""
 
     def finish(self: Any, chunk: Any = None) -> Any:
         session, loaded = self._session, self._session_record
         config = self._session_config
         rotating = isinstance(config.rotator, bench_app.EveryRequest)
         kind = type(self)
+        if read and kind is bench_app.Read and not rotating and session is not None and loaded:
+            self._headers["Vary"] = "Cookie"
+            if session.unchanged and config.clock() - loaded.accessed_at < config.rules.touch:
+                return tornado.web.RequestHandler.finish(self, chunk)
+            return library_finish(self, chunk)
         if (
             session is None
             or loaded is None
@@ -115,20 +187,29 @@ def inlined_finish(library_finish: Callable[..., Any]) -> Callable[..., Any]:
 
 async def rounds(requests: int, repeats: int, count: int) -> dict[str, dict[str, list[float]]]:
     """Alternate ``count`` measurements of the library as it is and with the inlined save."""
-    library_finish = SessionMixin.finish
-    patched = inlined_finish(library_finish)
-    keep = {name: cpu.SCENARIOS[name] for name in ("bare", *SHOWN, "headers: write")}
+    library_finish, library_prepare = SessionMixin.finish, SessionMixin.prepare
+    variants = {
+        "library": (library_prepare, library_finish),
+        "save inlined": (library_prepare, inlined_finish(library_finish)),
+        "all inlined": (
+            inlined_prepare(library_prepare),
+            inlined_finish(library_finish, read=True),
+        ),
+    }
+    keep = {name: cpu.SCENARIOS[name] for name in ("bare", *SHOWN)}
     cpu.SCENARIOS.clear()
     cpu.SCENARIOS.update(keep)
-    found: dict[str, dict[str, list[float]]] = {"library": {}, "inlined": {}}
+    found: dict[str, dict[str, list[float]]] = {label: {} for label in variants}
     try:
         for _ in range(count):
-            for label, finish in (("library", library_finish), ("inlined", patched)):
+            for label, (prepare, finish) in variants.items():
+                SessionMixin.prepare = prepare  # type: ignore[method-assign]
                 SessionMixin.finish = finish  # type: ignore[method-assign]
                 result = await cpu.measure(requests, repeats)
                 for name, value in result["cpu_us_per_request"].items():
                     found[label].setdefault(name, []).append(value)
     finally:
+        SessionMixin.prepare = library_prepare  # type: ignore[method-assign]
         SessionMixin.finish = library_finish  # type: ignore[method-assign]
     return found
 
@@ -141,21 +222,21 @@ def main() -> None:
     args = parser.parse_args()
     found = asyncio.run(rounds(args.requests, args.repeats, args.rounds))
     out: dict[str, Any] = {}
-    print(f"{'scenario':<8} {'library µs':>11} {'inlined µs':>11}   ratios (target)")
+    labels = list(found)
+    print(f"{'scenario':<8} " + " ".join(f"{label:>16}" for label in labels) + "  target")
     for name in SHOWN:
         row = {}
-        for label in ("library", "inlined"):
+        for label in labels:
             runs = found[label]
             pairs = list(zip(runs[name], runs["bare"], strict=True))
             extra = statistics.median(value - bare for value, bare in pairs)
             ratio = statistics.median((value - bare) / bare for value, bare in pairs)
             row[label] = {"extra_us": round(extra, 1), "ratio": round(ratio, 3)}
         out[name] = row
-        print(
-            f"{name:<8} {row['library']['extra_us']:>11.1f} {row['inlined']['extra_us']:>11.1f}"
-            f"   {row['library']['ratio']:.2f}x -> {row['inlined']['ratio']:.2f}x"
-            f" ({cpu.TARGETS[name]:.2f}x)"
+        cells = " ".join(
+            f"{row[label]['extra_us']:>7.1f} µs {row[label]['ratio']:.2f}x" for label in labels
         )
+        print(f"{name:<8} {cells}  {cpu.TARGETS[name]:.2f}x")
     print(json.dumps(out))
 
 
