@@ -52,6 +52,7 @@ import app as bench_app
 
 import tornado_mongo_session
 from tornado_mongo_session import NeverRotator, SessionMixin, SessionSettings
+from tornado_mongo_session.config import SessionConfig
 
 try:  # written alongside this benchmark; report "pending" without them
     from tornado_mongo_session.stores.cookie import CookieSessionStore
@@ -121,6 +122,20 @@ class NewRealistic(SessionMixin, tornado.web.RequestHandler):
         self.write("new")
 
 
+SETTINGS = SessionSettings(cookie_secure=False)
+"""The session settings of every scenario (plain http, on loopback)."""
+
+
+def _cookie_attributes() -> str:
+    """What follows the value in the library's ``Set-Cookie`` for a save under
+    :data:`SETTINGS` (composed by the library once, here, so the ``headers:`` scenarios send
+    what it sends)."""
+    config = SessionConfig({"session_settings": SETTINGS})
+    header = config.cookie_header("v", int(SETTINGS.idle_timeout))
+    assert header is not None
+    return header[len(f"{config.cookie_name}=v") :]
+
+
 class SessionHeaders(tornado.web.RequestHandler):
     """No library: Tornado alone, answering a request that carries a session cookie with the
     headers the library's response carries. ``sends_cookie``: the cookie is sent back (as a
@@ -132,13 +147,13 @@ class SessionHeaders(tornado.web.RequestHandler):
     """
 
     sends_cookie = False
+    attributes = _cookie_attributes()
 
     def get(self) -> None:
         headers = self._headers
         headers["Vary"] = "Cookie"
         if self.sends_cookie:
-            cookie = self.request.headers["Cookie"]
-            headers["Set-Cookie"] = f"{cookie}; HttpOnly; Max-Age=7200; Path=/; SameSite=Lax"
+            headers["Set-Cookie"] = self.request.headers["Cookie"] + self.attributes
             headers["Cache-Control"] = "private"
         self.write("n=0")
 
@@ -215,7 +230,7 @@ async def measure(requests: int, repeats: int, *, events: bool = False) -> dict[
     bench_app.STATS = bench_app.Stats(bench_app.CommandCounter())
     assert MemorySessionStore is not None
     common: dict[str, Any] = {
-        "session_settings": SessionSettings(cookie_secure=False),
+        "session_settings": SETTINGS,
         "session_store": MemorySessionStore(max_sessions=100_000),
         "log_function": lambda handler: None,
     }
@@ -355,7 +370,7 @@ async def _run_only(name: str, requests: int) -> None:
     application = tornado.web.Application(
         routes(path),
         session_rotator=bench_app.EveryRequest() if rotating else NeverRotator(),
-        session_settings=SessionSettings(cookie_secure=False),
+        session_settings=SETTINGS,
         session_store=MemorySessionStore(max_sessions=100_000),
         log_function=lambda handler: None,
     )

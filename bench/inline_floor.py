@@ -101,6 +101,7 @@ def inlined_prepare(library_prepare: Callable[..., Any]) -> Callable[..., Any]:
         rank = token_rank(hash_token(token), found.tokens)
         if rank is None:
             return library_prepare(self)
+        # DocumentStore.load's record, written out here on purpose: every call is in sight.
         self._session_record = SessionRecord(
             id=session_id,
             data=dict(found.data),
@@ -153,7 +154,7 @@ def inlined_finish(library_finish: Callable[..., Any], *, read: bool = False) ->
         if rules.absolute is not None:
             expires = min(expires, loaded.created_at + rules.absolute)
         store = config.store_for(kind)
-        if rotating:
+        if rotating:  # rotated_write's tokens and retired entries, written out on purpose
             keep = config.rotator.keep
             token = new_token()
             hashes = loaded.token_hashes
@@ -186,7 +187,8 @@ def inlined_finish(library_finish: Callable[..., Any], *, read: bool = False) ->
 
 
 async def rounds(requests: int, repeats: int, count: int) -> dict[str, dict[str, list[float]]]:
-    """Alternate ``count`` measurements of the library as it is and with the inlined save."""
+    """Alternate ``count`` measurements of each variant: the library as it is, the save
+    inlined, and the load and the save inlined."""
     library_finish, library_prepare = SessionMixin.finish, SessionMixin.prepare
     variants = {
         "library": (library_prepare, library_finish),
